@@ -1,0 +1,50 @@
+# ovsplane build, test and benchmark entry points.
+SHELL := /bin/bash
+BUN := node_modules/.bin/bun
+ESBUILD := node_modules/.bin/esbuild
+LINKS := ovsplane-ipam ovsplanectl
+DESTDIR ?=
+CNI_BIN_DIR ?= /opt/cni/bin
+CNI_CONF_DIR ?= /etc/cni/net.d
+
+.PHONY: build bundles bin test unit integration bench demo typecheck clean
+
+build: bin bundles
+
+node_modules: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch node_modules
+
+# Development bundles, run with node (tests of logic, debugging).
+bundles: node_modules
+	@mkdir -p dist/js
+	$(ESBUILD) --log-level=warning --bundle --platform=node --target=node20 --format=cjs \
+	  --outdir=dist/js --out-extension:.js=.cjs $(filter-out cmd/multicall.ts,$(wildcard cmd/*.ts))
+
+# The shipped executable: one Bun-compiled multi-call binary; the other names are symlinks to it.
+bin: node_modules
+	@mkdir -p dist/bin
+	$(BUN) build --compile --minify --bytecode --format=esm cmd/multicall.ts --outfile dist/bin/.ovsplane.tmp >/dev/null
+	mv -f dist/bin/.ovsplane.tmp dist/bin/ovsplane
+	@for l in $(LINKS); do ln -sfn ovsplane dist/bin/$$l; done
+
+typecheck: node_modules
+	node_modules/.bin/tsc -p .
+
+test: build
+	bash scripts/test.sh
+
+unit: node_modules
+	bash scripts/test.sh unit
+
+integration: build
+	bash scripts/test.sh integration
+
+bench: build
+	bash scripts/bench.sh
+
+demo: build
+	bash scripts/demo.sh
+
+clean:
+	rm -rf dist

@@ -1,0 +1,4 @@
+// ovsplanectl: the operator CLI (loaded lazily so the CNI plugins never pay for yargs).
+import { main } from "../lib/ctl/main.ts";
+
+void main(process.argv.slice(2));

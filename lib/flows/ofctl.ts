@@ -1,0 +1,42 @@
+// Flow changes through ovs-ofctl: one atomic bundle per call, dumps filtered by cookie.
+import { createConnection } from "node:net";
+import { run } from "../exec.ts";
+import { renderBundle } from "./render.ts";
+import { hex, type FlowOp } from "./pipeline.ts";
+
+/** ovs-ofctl's name for an endpoint ("unix:/x" stays, "tcp:h:p" stays). */
+function target(ofSocket: string): string {
+  return ofSocket;
+}
+
+/** Applies changes atomically with one `ovs-ofctl bundle` (OpenFlow 1.4). */
+export async function applyFlows(ofSocket: string, ops: readonly FlowOp[]): Promise<void> {
+  if (ops.length === 0) return;
+  await run(["ovs-ofctl", "-O", "OpenFlow14", "--timeout=5", "bundle", target(ofSocket), "-"], { input: renderBundle(ops) });
+}
+
+/** Dumps flows whose cookie matches under the mask; lines as ovs-ofctl prints them (stats removed). */
+export async function dumpFlows(ofSocket: string, cookie: bigint, mask: bigint): Promise<string[]> {
+  const r = await run([
+    "ovs-ofctl", "-O", "OpenFlow13", "--timeout=5", "--no-stats", "dump-flows", target(ofSocket), `cookie=${hex(cookie)}/${hex(mask)}`,
+  ]);
+  return r.stdout.split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("OFPST_") && !l.startsWith("NXST_"));
+}
+
+/** True when something (ovs-vswitchd) accepts connections on the OpenFlow endpoint within the timeout. */
+export function ofSocketAlive(ofSocket: string, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const m = /^tcp:(.+):(\d+)$/.exec(ofSocket);
+    const sock = m
+      ? createConnection({ host: m[1]!.replace(/^\[|\]$/g, ""), port: Number(m[2]) })
+      : createConnection({ path: ofSocket.replace(/^unix:/, "") });
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    sock.once("connect", () => done(true));
+    sock.once("error", () => done(false));
+  });
+}

@@ -1,0 +1,117 @@
+// ADD: veth into the pod, OVS port with tags, segment flows; everything undone if a step fails.
+import { alreadyExists, CniError, Code, invalidConfig, invalidEnv, messageOf, stepFailed, tryAgainLater } from "../errors.ts";
+import { run } from "../exec.ts";
+import { ipBatch, linkExistsHere, netnsExists, ownNetnsPath } from "../netns.ts";
+import { connect, type OvsdbClient } from "../ovsdb.ts";
+import { applyFlows, ofSocketAlive } from "../flows/ofctl.ts";
+import { EXACT_MASK, podCookie } from "../flows/pipeline.ts";
+import type { CniRequest, Result } from "../types.ts";
+import { parseConfig, segmentOf, type OvsplaneConfig } from "./config.ts";
+import { delegateIpam } from "./delegate.ts";
+import { attachmentId, hostVethName, isMac, macFrom, randomMac } from "./names.ts";
+import { bridgeExists, ensureNode, findPort, Tag } from "./ovs.ts";
+import { nodeSpec, podAddressing, podLinkCommands, podRoutes, reconcileFlowOps } from "./plan.ts";
+import { underlay } from "./underlay.ts";
+import { OVS_TIMEOUT_MS, withLock } from "./lock.ts";
+
+type Undo = { what: string; fn: () => Promise<unknown> };
+
+/** The CNI ADD of ovsplane. */
+export async function add(req: CniRequest): Promise<Result> {
+  const cfg = parseConfig(req.conf);
+  const segment = segmentOf(req, cfg);
+  const hostName = hostVethName(req.containerID, req.ifname);
+  const requestedMac = (req.conf.runtimeConfig as { mac?: unknown } | undefined)?.mac;
+  if (requestedMac !== undefined && !isMac(requestedMac)) throw invalidConfig("runtimeConfig.mac", requestedMac, "not a MAC address");
+  if (!netnsExists(req.netns)) throw invalidEnv("CNI_NETNS", req.netns, "no such network namespace");
+  if (linkExistsHere(hostName)) throw alreadyExists(`interface ${req.ifname} of container ${req.containerID} (host veth ${hostName})`);
+  const client = await connect(cfg.ovsdbSocket, { timeoutMs: OVS_TIMEOUT_MS });
+  const undo: Undo[] = [];
+  let step = "checking OVS";
+  try {
+    if (await findPort(client, hostName)) throw alreadyExists(`OVS port ${hostName} of container ${req.containerID}/${req.ifname}`);
+    if ((await bridgeExists(client, cfg.bridge)) && !(await ofSocketAlive(cfg.ofSocket, OVS_TIMEOUT_MS))) {
+      throw tryAgainLater("ovs-vswitchd", `bridge ${cfg.bridge} does not answer on ${cfg.ofSocket}`);
+    }
+    step = "IPAM";
+    const ipam = await delegateIpam(req, "ADD");
+    undo.push({ what: "IPAM", fn: () => delegateIpam(req, "DEL") });
+    const addr = podAddressing(ipam!);
+    let routes = addr.routes;
+    step = "reading the underlay";
+    const { localIP, mtu } = await underlay(cfg);
+    step = "creating the veth pair";
+    const mac = (requestedMac as string | undefined) ?? randomMac();
+    const hostMac = macFrom(`host/${req.containerID}/${req.ifname}`);
+    undo.push({ what: "veth", fn: () => run(["ip", "link", "del", hostName], { allowFail: true }) });
+    routes = podRoutes(addr, cfg);
+    await ipBatch(podLinkCommands({ ifname: req.ifname, mac, hostName, hostMac, mtu, ownNetns: ownNetnsPath(), addr, routes }), { nsPath: req.netns });
+    if (cfg.datapathType === "netdev") {
+      await run(["nsenter", `--net=${req.netns}`, "ethtool", "-K", req.ifname, "tx", "off"]);
+    }
+    step = "adding the OVS port";
+    const podId = attachmentId(cfg.name, req.containerID, req.ifname);
+    const node = nodeSpec(cfg, localIP);
+    const tags = portTags(req, cfg, segment, addr.ips.map((i) => i.address).join(","), mac);
+    undo.push({ what: "OVS port", fn: () => removePortByName(client, hostName) });
+    const ofports = await ensureNode(client, node, { name: hostName, externalIds: tags }, OVS_TIMEOUT_MS);
+    step = "configuring the gateway";
+    const hostCmds = [
+      ...addr.gateways.map((g) => `addr replace ${g} dev ${node.gateway.name}`),
+      `link set ${node.gateway.name} up`,
+      `link set ${hostName} up`,
+    ];
+    step = "programming flows";
+    undo.push({ what: "flows", fn: () => applyFlows(cfg.ofSocket, [{ op: "delete", cookie: podCookie(podId), mask: EXACT_MASK }]) });
+    await Promise.all([
+      ipBatch(hostCmds),
+      withLock(client, cfg.bridge, () =>
+        applyFlows(cfg.ofSocket, reconcileFlowOps({ cfg, node, ofports, gatewayIP: addr.gatewayIP, pod: { id: podId, port: ofports.pod!, ip: addr.ipv4, mac, segment } })),
+      ),
+    ]);
+    return {
+      cniVersion: req.conf.cniVersion,
+      interfaces: [{ name: hostName, mac: hostMac }, { name: req.ifname, mac, mtu, sandbox: req.netns }],
+      ips: addr.ips.map((i) => ({ ...i, interface: 1 })),
+      routes,
+      dns: ipam!.dns ?? {},
+    };
+  } catch (err) {
+    for (const u of undo.reverse()) {
+      try {
+        await u.fn();
+      } catch (e) {
+        process.stderr.write(`ovsplane: rollback of ${u.what} failed: ${messageOf(e)}\n`);
+      }
+    }
+    if (err instanceof CniError && (err.code === Code.TryAgainLater || err.code === Code.AlreadyExists || err.code === Code.InvalidConfig)) {
+      throw new CniError(err.code, `ADD ${step}: ${err.message}`, err.details);
+    }
+    throw stepFailed(`ADD ${step}`, err);
+  } finally {
+    client.close();
+  }
+}
+
+function portTags(req: CniRequest, cfg: OvsplaneConfig, segment: number, ips: string, mac: string): Record<string, string> {
+  const t: Record<string, string> = {
+    [Tag.Network]: cfg.name,
+    [Tag.ContainerID]: req.containerID,
+    [Tag.Ifname]: req.ifname,
+    [Tag.Netns]: req.netns,
+    [Tag.Segment]: String(segment),
+    [Tag.IPs]: ips,
+    [Tag.MAC]: mac,
+  };
+  if (req.args.K8S_POD_NAMESPACE) t[Tag.PodNamespace] = req.args.K8S_POD_NAMESPACE;
+  if (req.args.K8S_POD_NAME) t[Tag.PodName] = req.args.K8S_POD_NAME;
+  return t;
+}
+
+async function removePortByName(client: OvsdbClient, name: string): Promise<void> {
+  const p = await findPort(client, name);
+  if (p) {
+    const { deletePorts } = await import("./ovs.ts");
+    await deletePorts(client, [p.uuid]);
+  }
+}

@@ -1,0 +1,171 @@
+// Parsing and validation of the ovsplane network configuration (pure: no host access).
+import { dirname } from "node:path";
+import { invalidConfig, invalidEnv } from "../errors.ts";
+import { cidrsOverlap, parseCidr } from "../ip.ts";
+import type { CniRequest, NetConf } from "../types.ts";
+
+/** A static remote node. */
+export interface Peer {
+  nodeIP: string;
+  podCIDR: string;
+}
+
+/** The validated configuration ovsplane acts on. */
+export interface OvsplaneConfig {
+  name: string;
+  bridge: string;
+  datapathType: "system" | "netdev";
+  ovsdbSocket: string;
+  ofSocket: string;
+  segment: number;
+  tunnel: { localIP?: string; dstPort: number };
+  peers: Peer[];
+  mtu?: number;
+  ipamType: string;
+  /** The node's pod ranges, as far as the IPAM config names them. */
+  podCIDRs: string[];
+}
+
+/** Defaults of the configuration reference. */
+export const DEFAULTS = {
+  bridge: "br-int",
+  datapathType: "system",
+  ovsdbSocket: "unix:/var/run/openvswitch/db.sock",
+  segment: 1,
+  dstPort: 4789,
+} as const;
+
+/** Largest VXLAN network identifier. */
+export const MAX_VNI = 16777215;
+
+const IFNAME_RE = /^[a-zA-Z0-9_.\-]{1,15}$/;
+const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+/** True for a dotted-quad IPv4 address. */
+export function isIPv4(s: unknown): s is string {
+  return typeof s === "string" && IPV4_RE.test(s);
+}
+
+function str(conf: NetConf, key: string, dflt: string): string {
+  const v = conf[key];
+  if (v === undefined) return dflt;
+  if (typeof v !== "string" || v === "") throw invalidConfig(key, v, "must be a non-empty string");
+  return v;
+}
+
+function endpoint(field: string, v: string): string {
+  if (/^unix:\/./.test(v)) return v;
+  if (/^tcp:[^:]+:\d{1,5}$/.test(v) || /^tcp:\[[0-9a-fA-F:.]+\]:\d{1,5}$/.test(v)) return v;
+  throw invalidConfig(field, v, "must be unix:/PATH or tcp:HOST:PORT");
+}
+
+/** Parses a segment number (VNI) from a config or CNI_ARGS value. */
+export function parseSegment(field: string, v: unknown): number {
+  const n = typeof v === "string" && /^\d+$/.test(v) ? Number(v) : v;
+  if (typeof n !== "number" || !Number.isInteger(n) || n < 1 || n > MAX_VNI) {
+    if (field === "OVSPLANE_SEGMENT") throw invalidEnv("CNI_ARGS", `OVSPLANE_SEGMENT=${String(v)}`, `segment must be an integer 1..${MAX_VNI}`);
+    throw invalidConfig(field, v, `must be an integer 1..${MAX_VNI} (a VXLAN VNI)`);
+  }
+  return n;
+}
+
+/** The subnets an IPAM config of the host-local shape names (ranges or legacy subnet). */
+export function ipamSubnets(ipam: Record<string, unknown>): { field: string; subnet: string }[] {
+  const out: { field: string; subnet: string }[] = [];
+  if (Array.isArray(ipam.ranges)) {
+    ipam.ranges.forEach((set, i) => {
+      if (!Array.isArray(set)) return;
+      set.forEach((r, j) => {
+        const s = (r as { subnet?: unknown } | null)?.subnet;
+        if (typeof s === "string") out.push({ field: `ipam.ranges[${i}][${j}].subnet`, subnet: s });
+      });
+    });
+  } else if (typeof ipam.subnet === "string") {
+    out.push({ field: "ipam.subnet", subnet: ipam.subnet });
+  }
+  return out;
+}
+
+function parsePeers(v: unknown): Peer[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v)) throw invalidConfig("peers", v, "must be a list of {nodeIP, podCIDR}");
+  return v.map((p, i) => {
+    const o = (p ?? {}) as Record<string, unknown>;
+    if (!isIPv4(o.nodeIP)) throw invalidConfig(`peers[${i}].nodeIP`, o.nodeIP, "must be an IPv4 address");
+    let cidr;
+    try {
+      cidr = parseCidr(String(o.podCIDR));
+    } catch (e) {
+      throw invalidConfig(`peers[${i}].podCIDR`, o.podCIDR, (e as Error).message);
+    }
+    if (cidr.family !== 4) throw invalidConfig(`peers[${i}].podCIDR`, o.podCIDR, "IPv6 is not supported by the dataplane yet");
+    return { nodeIP: o.nodeIP, podCIDR: `${cidr.network}/${cidr.prefix}` };
+  });
+}
+
+/** Validates the network configuration of a request; throws code 7 naming the bad field. */
+export function parseConfig(conf: NetConf): OvsplaneConfig {
+  const bridge = str(conf, "bridge", DEFAULTS.bridge);
+  if (!IFNAME_RE.test(bridge)) throw invalidConfig("bridge", bridge, "must be 1-15 characters of [a-zA-Z0-9_.-]");
+  const datapathType = str(conf, "datapathType", DEFAULTS.datapathType);
+  if (datapathType !== "system" && datapathType !== "netdev") {
+    throw invalidConfig("datapathType", datapathType, 'must be "system" or "netdev"');
+  }
+  const ovsdbSocket = endpoint("ovsdbSocket", str(conf, "ovsdbSocket", DEFAULTS.ovsdbSocket));
+  let ofSocket: string;
+  if (conf.ofSocket !== undefined) ofSocket = endpoint("ofSocket", str(conf, "ofSocket", ""));
+  else if (ovsdbSocket.startsWith("unix:")) ofSocket = `unix:${dirname(ovsdbSocket.slice(5))}/${bridge}.mgmt`;
+  else throw invalidConfig("ofSocket", undefined, "required when ovsdbSocket is tcp:");
+  const segment = conf.segment === undefined ? DEFAULTS.segment : parseSegment("segment", conf.segment);
+  const t = (conf.tunnel ?? {}) as Record<string, unknown>;
+  if (typeof t !== "object" || Array.isArray(t)) throw invalidConfig("tunnel", conf.tunnel, "must be an object");
+  if (t.localIP !== undefined && !isIPv4(t.localIP)) throw invalidConfig("tunnel.localIP", t.localIP, "must be an IPv4 address");
+  const dstPort = t.dstPort === undefined ? DEFAULTS.dstPort : t.dstPort;
+  if (typeof dstPort !== "number" || !Number.isInteger(dstPort) || dstPort < 1 || dstPort > 65535) {
+    throw invalidConfig("tunnel.dstPort", dstPort, "must be a UDP port 1..65535");
+  }
+  const peers = parsePeers(conf.peers);
+  if (conf.mtu !== undefined && (typeof conf.mtu !== "number" || !Number.isInteger(conf.mtu) || conf.mtu < 576 || conf.mtu > 65535)) {
+    throw invalidConfig("mtu", conf.mtu, "must be an integer 576..65535");
+  }
+  const ipam = conf.ipam;
+  if (!ipam || typeof ipam !== "object" || Array.isArray(ipam)) throw invalidConfig("ipam", ipam, "required (an object with a type)");
+  if (typeof ipam.type !== "string" || !/^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$/.test(ipam.type)) {
+    throw invalidConfig("ipam.type", ipam.type, "must be a plugin name (no '/')");
+  }
+  const podCIDRs: string[] = [];
+  for (const { field, subnet } of ipamSubnets(ipam)) {
+    let c;
+    try {
+      c = parseCidr(subnet);
+    } catch (e) {
+      throw invalidConfig(field, subnet, (e as Error).message);
+    }
+    if (c.family !== 4) throw invalidConfig(field, subnet, "IPv6 ranges are not supported by the ovsplane dataplane yet");
+    for (const [i, p] of peers.entries()) {
+      if (cidrsOverlap(subnet, p.podCIDR)) throw invalidConfig(field, subnet, `overlaps peers[${i}].podCIDR ${p.podCIDR}`);
+    }
+    podCIDRs.push(subnet);
+  }
+  const out: OvsplaneConfig = {
+    name: conf.name,
+    bridge,
+    datapathType,
+    ovsdbSocket,
+    ofSocket,
+    segment,
+    tunnel: { dstPort },
+    peers,
+    ipamType: ipam.type,
+    podCIDRs,
+  };
+  if (t.localIP !== undefined) out.tunnel.localIP = t.localIP as string;
+  if (conf.mtu !== undefined) out.mtu = conf.mtu as number;
+  return out;
+}
+
+/** The segment of this attachment: CNI_ARGS OVSPLANE_SEGMENT over the config's. */
+export function segmentOf(req: CniRequest, cfg: OvsplaneConfig): number {
+  const v = req.args.OVSPLANE_SEGMENT;
+  return v === undefined ? cfg.segment : parseSegment("OVSPLANE_SEGMENT", v);
+}

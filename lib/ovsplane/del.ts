@@ -1,0 +1,87 @@
+// DEL and GC: remove an attachment's flows, port, veth and lease; succeed when they are already gone.
+import { CniError, Code, messageOf, tryAgainLater } from "../errors.ts";
+import { run } from "../exec.ts";
+import { connect, type OvsdbClient } from "../ovsdb.ts";
+import { applyFlows, dumpFlows, ofSocketAlive } from "../flows/ofctl.ts";
+import { EXACT_MASK, NETWORK_KIND_MASK, parseCookie, podCookie, segmentCookie, type FlowOp } from "../flows/pipeline.ts";
+import type { Attachment, CniRequest } from "../types.ts";
+import { parseConfig, type OvsplaneConfig } from "./config.ts";
+import { delegateIpam } from "./delegate.ts";
+import { attachmentId, hostVethName, networkId } from "./names.ts";
+import { deletePorts, findPort, listPorts, Tag, type TaggedPort } from "./ovs.ts";
+import { withLock } from "./lock.ts";
+import { OVS_TIMEOUT_MS } from "./lock.ts";
+
+/** Deletes a host veth (and so its pod end); a missing one is fine. */
+async function deleteVeth(name: string): Promise<void> {
+  const r = await run(["ip", "link", "del", name], { allowFail: true });
+  if (r.code !== 0 && !/Cannot find device|does not exist/i.test(r.stderr)) throw new Error(`ip link del ${name}: ${r.stderr.trim()}`);
+}
+
+/**
+ * Removes ports of this network (and their pods' flows), then the segment flows no remaining pod
+ * needs. Runs under the node lock so a concurrent ADD cannot lose its segment flow.
+ */
+async function removeAttachments(client: OvsdbClient, cfg: OvsplaneConfig, gone: readonly TaggedPort[], podIds: readonly bigint[]): Promise<void> {
+  await withLock(client, cfg.bridge, async () => {
+    await deletePorts(client, gone.map((p) => p.uuid));
+    if (!(await ofSocketAlive(cfg.ofSocket, 1000))) return; // no ovs-vswitchd: it holds no flows either
+    const netId = networkId(cfg.name);
+    const remaining = new Set((await listPorts(client, cfg.name)).map((p) => Number(p.externalIds[Tag.Segment])));
+    const ops: FlowOp[] = podIds.map((id) => ({ op: "delete", cookie: podCookie(id), mask: EXACT_MASK }));
+    const present = await dumpFlows(cfg.ofSocket, segmentCookie(netId, 0), NETWORK_KIND_MASK);
+    for (const line of present) {
+      const m = /cookie=(0x[0-9a-f]+)/.exec(line);
+      const seg = m ? Number(parseCookie(BigInt(m[1]!))!.id & 0xffffffffn) : 0;
+      if (seg && !remaining.has(seg)) ops.push({ op: "delete", cookie: segmentCookie(netId, seg), mask: EXACT_MASK });
+    }
+    await applyFlows(cfg.ofSocket, ops);
+  });
+}
+
+/** The CNI DEL of ovsplane. */
+export async function del(req: CniRequest): Promise<void> {
+  const cfg = parseConfig(req.conf);
+  const hostName = hostVethName(req.containerID, req.ifname);
+  const errors: string[] = [];
+  let ovsDown: CniError | undefined;
+  let client: OvsdbClient | undefined;
+  try {
+    client = await connect(cfg.ovsdbSocket, { timeoutMs: OVS_TIMEOUT_MS });
+    const port = await findPort(client, hostName);
+    const ours = port && port.externalIds[Tag.Network] === cfg.name ? [port] : [];
+    await removeAttachments(client, cfg, ours, [attachmentId(cfg.name, req.containerID, req.ifname)]);
+  } catch (e) {
+    if (e instanceof CniError && e.code === Code.TryAgainLater) ovsDown = e;
+    else errors.push(`OVS: ${messageOf(e)}`);
+  } finally {
+    client?.close();
+  }
+  await deleteVeth(hostName).catch((e) => errors.push(`veth: ${messageOf(e)}`));
+  await delegateIpam(req, "DEL").catch((e) => errors.push(`IPAM: ${messageOf(e)}`));
+  if (ovsDown) throw tryAgainLater("OVSDB", `${ovsDown.message}; the port of ${req.containerID}/${req.ifname} is still to be removed`);
+  if (errors.length) throw new CniError(Code.StepFailed, `DEL of ${req.containerID}/${req.ifname} incomplete: ${errors.join("; ")}`);
+}
+
+/** The CNI GC of ovsplane: removes this network's attachments absent from cni.dev/valid-attachments. */
+export async function gc(req: CniRequest): Promise<void> {
+  const cfg = parseConfig(req.conf);
+  const raw = req.conf["cni.dev/valid-attachments"];
+  const valid = new Set((Array.isArray(raw) ? (raw as Attachment[]) : []).map((a) => `${a.containerID}/${a.ifname}`));
+  const errors: string[] = [];
+  const client = await connect(cfg.ovsdbSocket, { timeoutMs: OVS_TIMEOUT_MS });
+  try {
+    const stale = (await listPorts(client, cfg.name)).filter(
+      (p) => !valid.has(`${p.externalIds[Tag.ContainerID]}/${p.externalIds[Tag.Ifname]}`),
+    );
+    const ids = stale.map((p) => attachmentId(cfg.name, p.externalIds[Tag.ContainerID] ?? "", p.externalIds[Tag.Ifname] ?? ""));
+    await removeAttachments(client, cfg, stale, ids).catch((e) => errors.push(`OVS: ${messageOf(e)}`));
+    for (const p of stale) await deleteVeth(p.name).catch((e) => errors.push(`veth ${p.name}: ${messageOf(e)}`));
+  } catch (e) {
+    errors.push(messageOf(e));
+  } finally {
+    client.close();
+  }
+  await delegateIpam(req, "GC").catch((e) => errors.push(`IPAM: ${messageOf(e)}`));
+  if (errors.length) throw new CniError(Code.StepFailed, `GC incomplete: ${errors.join("; ")}`);
+}

@@ -1,0 +1,46 @@
+// Deterministic names, MACs and ids of what ovsplane creates, derived from what it belongs to.
+import { createHash } from "node:crypto";
+
+function sha(s: string): string {
+  return createHash("sha256").update(s).digest("hex");
+}
+
+/** Host end of a pod's veth: "ovsp" + 11 hex of hash(containerID/ifname) = 15 characters. */
+export function hostVethName(containerID: string, ifname: string): string {
+  return `ovsp${sha(`${containerID}/${ifname}`).slice(0, 11)}`;
+}
+
+/** The flow-based VXLAN port of a bridge for one UDP port. */
+export function tunnelPortName(dstPort: number): string {
+  return `ovsp-vxlan${dstPort === 4789 ? "" : dstPort}`.slice(0, 15);
+}
+
+/** The internal port holding the pod ranges' gateway addresses. */
+export const GATEWAY_PORT = "ovsplane-gw";
+
+/** 40-bit id of an attachment, for its flows' cookie. */
+export function attachmentId(network: string, containerID: string, ifname: string): bigint {
+  return BigInt(`0x${sha(`${network}/${containerID}/${ifname}`).slice(0, 10)}`);
+}
+
+/** 8-bit id of a network, so two networks on one bridge keep their node and peer flows apart. */
+export function networkId(network: string): bigint {
+  return BigInt(`0x${sha(network).slice(0, 2)}`);
+}
+
+/** A locally administered unicast MAC derived from a seed. */
+export function macFrom(seed: string): string {
+  const h = sha(seed);
+  const bytes = [0x0a, ...[0, 2, 4, 6, 8].map((i) => parseInt(h.slice(i, i + 2), 16))];
+  return bytes.map((b) => b.toString(16).padStart(2, "0")).join(":");
+}
+
+/** A fresh random locally administered unicast MAC (for a pod interface). */
+export function randomMac(): string {
+  return macFrom(`${process.pid}/${Date.now()}/${Math.random()}`);
+}
+
+/** True for a MAC written as six hex pairs. */
+export function isMac(s: unknown): s is string {
+  return typeof s === "string" && /^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(s);
+}
