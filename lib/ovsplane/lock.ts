@@ -9,7 +9,7 @@ export const LOCK_TIMEOUT_MS = 10_000;
 
 /** Runs fn while holding the bridge's OVSDB lock (serializes segment-flow changes between processes). */
 export async function withLock<T>(client: OvsdbClient, bridge: string, fn: () => Promise<T>): Promise<T> {
-  const name = `ovsplane-${bridge}`;
+  const name = `ovsplane_${bridge.replace(/[^a-zA-Z0-9_]/g, "_")}`;
   await client.lock(name, LOCK_TIMEOUT_MS);
   try {
     return await fn();
