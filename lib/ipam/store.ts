@@ -1,0 +1,254 @@
+// The on-disk lease store, byte-compatible with host-local: one O_EXCL file per leased IP under <dataDir>/<network>/.
+import { constants as fsc } from "node:fs";
+import { access, mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { CniError, Code, invalidConfig, invalidEnv, messageOf } from "../errors.ts";
+import { ID_PATTERN } from "../skel.ts";
+import { IpAddress, tryParseIp } from "../ip.ts";
+
+/** Separator between container ID and interface name in a lease file (host-local's LineBreak). */
+export const LEASE_LINE_BREAK = "\r\n";
+
+/** Prefix of the per-range-set round-robin cursor files. */
+export const LAST_RESERVED_PREFIX = "last_reserved_ip.";
+
+/** Name of the (empty) file host-local flock()s. */
+export const LOCK_FILE = "lock";
+
+/** Mode of lease files. */
+export const LEASE_MODE = 0o600;
+
+/** Who holds a lease; ifname is undefined for leases written by old host-local (container ID only). */
+export interface LeaseOwner {
+  containerID: string;
+  ifname?: string;
+}
+
+/** A lease found on disk. */
+export interface Lease {
+  ip: IpAddress;
+  /** Full path of the lease file. */
+  path: string;
+  /** undefined when the file was empty (being written, or left by a crash). */
+  owner?: LeaseOwner;
+  /** Modification time in ms since the epoch. */
+  mtimeMs: number;
+}
+
+/** Exactly what host-local writes: `<containerID>\r\n<ifname>`, no trailing newline. */
+export function leaseContent(containerID: string, ifname: string): string {
+  return `${containerID}${LEASE_LINE_BREAK}${ifname}`;
+}
+
+/** Reads a lease file's bytes (surrounding whitespace trimmed, like host-local's TrimSpace; no line-break folding). */
+export function parseLeaseContent(data: Buffer): LeaseOwner | undefined {
+  const text = data.toString("utf8").trim();
+  if (text === "") return undefined;
+  const i = text.indexOf(LEASE_LINE_BREAK);
+  if (i < 0) return { containerID: text };
+  return { containerID: text.slice(0, i), ifname: text.slice(i + LEASE_LINE_BREAK.length) };
+}
+
+/** True when a lease belongs to (containerID, ifname); legacy container-ID-only files match any ifname when legacy is set. */
+export function ownedBy(owner: LeaseOwner | undefined, containerID: string, ifname: string, legacy = false): boolean {
+  if (!owner || owner.containerID !== containerID) return false;
+  return owner.ifname === ifname || (legacy && owner.ifname === undefined);
+}
+
+function unsafeName(value: string): boolean {
+  return !ID_PATTERN.test(value) || value === "." || value === ".." || value.includes("/") || value.includes("..");
+}
+
+/** Refuses a network name that could escape the data directory. */
+export function checkNetworkName(name: string): void {
+  if (unsafeName(name)) throw invalidConfig("name", name, "must match [a-zA-Z0-9][a-zA-Z0-9_.-]* without \"..\"");
+}
+
+/** Refuses a container ID / ifname that could corrupt a lease file or escape paths. */
+export function checkOwner(containerID: string, ifname: string): void {
+  if (unsafeName(containerID)) throw invalidEnv("CNI_CONTAINERID", containerID, "must match [a-zA-Z0-9][a-zA-Z0-9_.-]* without \"..\"");
+  if (!ifname || /[\s/:]/.test(ifname) || ifname === "." || ifname === "..") throw invalidEnv("CNI_IFNAME", ifname, "not a valid interface name");
+}
+
+function ioFailure(what: string, path: string, err: unknown): CniError {
+  return new CniError(Code.IoFailure, `${what} ${path}: ${messageOf(err)}`);
+}
+
+function errno(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | undefined)?.code;
+}
+
+/** Options of LeaseStore. */
+export interface StoreOptions {
+  dataDir: string;
+  network: string;
+}
+
+/** The lease directory of one network. Reservation is the O_EXCL creation of the lease file, so no lock is needed. */
+export class LeaseStore {
+  /** `<dataDir>/<network>`. */
+  readonly dir: string;
+
+  constructor(readonly opts: StoreOptions) {
+    checkNetworkName(opts.network);
+    this.dir = join(opts.dataDir, opts.network);
+  }
+
+  /** Creates the directory (0755) and the empty lock file when missing. */
+  async ensure(): Promise<void> {
+    try {
+      await mkdir(this.dir, { recursive: true, mode: 0o755 });
+    } catch (e) {
+      throw ioFailure("cannot create lease directory", this.dir, e);
+    }
+    const lock = join(this.dir, LOCK_FILE);
+    try {
+      await writeFile(lock, "", { flag: "wx", mode: 0o644 });
+    } catch (e) {
+      if (errno(e) !== "EEXIST") throw ioFailure("cannot create", lock, e);
+    }
+  }
+
+  /** The path of the lease file of ip. */
+  leasePath(ip: IpAddress): string {
+    const p = join(this.dir, ip.toString());
+    if (dirname(p) !== this.dir) throw new CniError(Code.IoFailure, `lease path ${p} escapes ${this.dir}`);
+    return p;
+  }
+
+  /** Creates the lease file of ip with O_EXCL; false when it already exists (taken). */
+  async reserve(ip: IpAddress, containerID: string, ifname: string): Promise<boolean> {
+    checkOwner(containerID, ifname);
+    const path = this.leasePath(ip);
+    let fh;
+    try {
+      fh = await open(path, "wx", LEASE_MODE);
+    } catch (e) {
+      if (errno(e) === "EEXIST") return false;
+      throw ioFailure("cannot create lease", path, e);
+    }
+    try {
+      await fh.writeFile(leaseContent(containerID, ifname));
+      await fh.close();
+    } catch (e) {
+      await fh.close().catch(() => undefined);
+      await unlink(path).catch(() => undefined);
+      throw ioFailure("cannot write lease", path, e);
+    }
+    return true;
+  }
+
+  /** Removes the lease file of ip; false when it was not there. */
+  async release(ip: IpAddress): Promise<boolean> {
+    return this.removeFile(this.leasePath(ip));
+  }
+
+  /** Removes a file of this store; false when it was not there. */
+  async removeFile(path: string): Promise<boolean> {
+    try {
+      await unlink(path);
+      return true;
+    } catch (e) {
+      if (errno(e) === "ENOENT") return false;
+      throw ioFailure("cannot remove lease", path, e);
+    }
+  }
+
+  /** Removes a lease file only when its current owner passes the test (re-read just before unlinking). */
+  async removeIfOwned(path: string, test: (owner: LeaseOwner | undefined) => boolean): Promise<boolean> {
+    if (!test(await this.ownerAt(path))) return false;
+    return this.removeFile(path);
+  }
+
+  /** The owner written in ip's lease file, undefined when none or empty. */
+  async ownerOf(ip: IpAddress): Promise<LeaseOwner | undefined> {
+    return this.ownerAt(this.leasePath(ip));
+  }
+
+  private async ownerAt(path: string): Promise<LeaseOwner | undefined> {
+    try {
+      return parseLeaseContent(await readFile(path));
+    } catch (e) {
+      if (errno(e) === "ENOENT") return undefined;
+      throw ioFailure("cannot read lease", path, e);
+    }
+  }
+
+  /** The last reserved IP of a range set, undefined when missing or unreadable. */
+  async lastReserved(setIndex: number): Promise<IpAddress | undefined> {
+    try {
+      return tryParseIp((await readFile(join(this.dir, LAST_RESERVED_PREFIX + setIndex), "utf8")).trim());
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Records the last reserved IP of a range set (no newline), atomically by rename. */
+  async setLastReserved(setIndex: number, ip: IpAddress): Promise<void> {
+    const path = join(this.dir, LAST_RESERVED_PREFIX + setIndex);
+    const tmp = join(this.dir, `.${LAST_RESERVED_PREFIX}${setIndex}.${process.pid}.${Math.random().toString(36).slice(2)}`);
+    try {
+      await writeFile(tmp, ip.toString(), { mode: 0o644 });
+      await rename(tmp, path);
+    } catch (e) {
+      await unlink(tmp).catch(() => undefined);
+      throw ioFailure("cannot write", path, e);
+    }
+  }
+
+  /** Every lease in the directory (files named by an IP address); files that vanish while reading are skipped. */
+  async leases(): Promise<Lease[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch (e) {
+      if (errno(e) === "ENOENT") return [];
+      throw ioFailure("cannot list", this.dir, e);
+    }
+    const out: Lease[] = [];
+    await Promise.all(
+      names.map(async (name) => {
+        const ip = tryParseIp(name);
+        if (!ip) return;
+        const path = join(this.dir, name);
+        try {
+          const [data, st] = await Promise.all([readFile(path), stat(path)]);
+          if (!st.isFile()) return;
+          const lease: Lease = { ip, path, mtimeMs: st.mtimeMs };
+          const owner = parseLeaseContent(data);
+          if (owner) lease.owner = owner;
+          out.push(lease);
+        } catch (e) {
+          if (errno(e) !== "ENOENT" && errno(e) !== "EISDIR") throw ioFailure("cannot read lease", path, e);
+        }
+      }),
+    );
+    return out.sort((a, b) => (a.ip.family - b.ip.family) || (a.ip.value < b.ip.value ? -1 : a.ip.value > b.ip.value ? 1 : 0));
+  }
+
+  /** Leftover temporary files of setLastReserved() older than maxAgeMs (from a crash), removed best effort. */
+  async removeStaleTemp(maxAgeMs: number): Promise<void> {
+    const names = await readdir(this.dir).catch(() => [] as string[]);
+    for (const n of names.filter((x) => x.startsWith(`.${LAST_RESERVED_PREFIX}`))) {
+      const p = join(this.dir, n);
+      const st = await stat(p).catch(() => undefined);
+      if (st && Date.now() - st.mtimeMs > maxAgeMs) await unlink(p).catch(() => undefined);
+    }
+  }
+
+  /** True when leases can be written: the directory (or the nearest existing parent) is writable. */
+  async writable(): Promise<boolean> {
+    let p = this.dir;
+    for (;;) {
+      try {
+        await access(p, fsc.W_OK | fsc.X_OK);
+        return true;
+      } catch (e) {
+        if (errno(e) !== "ENOENT") return false;
+        const up = dirname(p);
+        if (up === p) return false;
+        p = up;
+      }
+    }
+  }
+}
