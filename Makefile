@@ -11,7 +11,7 @@ CNI_CONF_DIR ?= /etc/cni/net.d
 
 build: bin bundles
 
-node_modules: package.json package-lock.json
+node_modules: package-lock.json
 	npm ci --no-audit --no-fund
 	touch node_modules
 
