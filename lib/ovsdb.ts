@@ -1,0 +1,313 @@
+// The one OVSDB client (RFC 7047 JSON-RPC over unix:/tcp:) for short CNI processes: transact, lock, wait for cur_cfg.
+import { createConnection, type Socket } from "node:net";
+import { CniError, Code, invalidConfig, messageOf, tryAgainLater } from "./errors.ts";
+import { JsonSplitter } from "./jsonstream.ts";
+
+/** The database every transaction goes to. */
+export const DATABASE = "Open_vSwitch";
+/** Default connect, request and lock timeout (ms). */
+export const DEFAULT_TIMEOUT_MS = 2000;
+
+/** One RFC 7047 §5.2 operation, e.g. `{ op: "select", table: "Bridge", where: [["name", "==", "br-int"]] }`. */
+export interface Op {
+  op: string;
+  table?: string;
+  [key: string]: unknown;
+}
+
+/** Options of OvsdbClient.transact(). */
+export interface TransactOptions {
+  /** Reply timeout (default 2000 ms); on expiry the call throws code 11. */
+  timeoutMs?: number;
+  /** Return the results even when an operation failed, instead of throwing OvsdbError. */
+  allowErrors?: boolean;
+}
+
+/**
+ * A failed transaction or request (code 100). `index` is the failing operation (ops.length for a
+ * commit-time error such as "referential integrity violation", -1 for a JSON-RPC level error);
+ * `error` is the RFC 7047 error string, `details` the server's explanation.
+ */
+export class OvsdbError extends CniError {
+  constructor(
+    readonly index: number,
+    readonly error: string,
+    details = "",
+    what = "",
+  ) {
+    super(Code.StepFailed, `OVSDB ${index < 0 ? "request" : `operation ${index}${what ? ` (${what})` : ""}`} failed: ${error}`, details);
+    this.name = "OvsdbError";
+  }
+}
+
+interface Pending {
+  resolve(v: unknown): void;
+  reject(e: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+type Target = { path: string } | { host: string; port: number };
+
+function parseEndpoint(endpoint: string): Target {
+  if (/^unix:./.test(endpoint)) return { path: endpoint.slice(5) };
+  const m = /^tcp:(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(endpoint);
+  const port = Number(m?.[3]);
+  if (m && port > 0 && port < 65536) return { host: (m[1] ?? m[2])!, port };
+  throw invalidConfig("OVSDB endpoint", endpoint, "expected unix:PATH or tcp:HOST:PORT");
+}
+
+/**
+ * Connects to OVSDB at `unix:/path` or `tcp:HOST:PORT` (`tcp:[v6]:PORT`). A missing socket, a
+ * refused connection or no connection within `timeoutMs` (default 2000) throws code 11
+ * (tryAgainLater); a malformed endpoint throws code 7.
+ */
+export function connect(endpoint: string, opts: { timeoutMs?: number } = {}): Promise<OvsdbClient> {
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  let target: Target;
+  try {
+    target = parseEndpoint(endpoint);
+  } catch (e) {
+    return Promise.reject(e);
+  }
+  return new Promise((resolve, reject) => {
+    const sock = createConnection(target);
+    const onError = (e: Error) => fail(messageOf(e));
+    const fail = (why: string) => {
+      clearTimeout(timer);
+      sock.destroy();
+      reject(tryAgainLater(`OVSDB at ${endpoint}`, why));
+    };
+    const timer = setTimeout(() => fail(`no connection within ${timeoutMs} ms`), timeoutMs);
+    sock.once("error", onError);
+    sock.once("connect", () => {
+      clearTimeout(timer);
+      if ("port" in target) sock.setNoDelay(true);
+      const client = new OvsdbClient(sock, endpoint);
+      sock.off("error", onError);
+      resolve(client);
+    });
+  });
+}
+
+/**
+ * One JSON-RPC connection to ovsdb-server. Answers the server's echo requests; holds the socket
+ * referenced only while a request or lock wait is outstanding, so a forgotten close() cannot keep the
+ * process alive, and close() ends it at once. Locks die with the connection.
+ */
+export class OvsdbClient {
+  private readonly splitter = new JsonSplitter();
+  private readonly pending = new Map<number, Pending>();
+  private readonly held = new Set<string>();
+  private readonly lockWaiters = new Map<string, (err?: Error) => void>();
+  private nextId = 1;
+  private closed: CniError | null = null;
+
+  /** Use connect(). */
+  constructor(
+    private readonly sock: Socket,
+    /** The endpoint, as given to connect(). */
+    readonly endpoint: string,
+  ) {
+    sock.on("data", (d: Buffer) => this.onData(d));
+    sock.on("error", (e) => this.shutdown(tryAgainLater(`OVSDB at ${endpoint}`, messageOf(e))));
+    sock.on("close", () => this.shutdown(tryAgainLater(`OVSDB at ${endpoint}`, "connection closed")));
+    this.updateRef();
+  }
+
+  /**
+   * Runs one transaction on Open_vSwitch and returns the per-operation results. Throws OvsdbError if
+   * any result carries `error` (unless `allowErrors`), code 11 if no reply comes within the timeout.
+   */
+  async transact(ops: Op[], opts: TransactOptions = {}): Promise<any[]> {
+    const results: unknown = await this.request("transact", [DATABASE, ...ops], opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+    if (!Array.isArray(results)) throw new OvsdbError(-1, "malformed transact reply", JSON.stringify(results));
+    if (!opts.allowErrors) {
+      const i = results.findIndex((r) => r !== null && typeof r === "object" && r.error != null);
+      if (i >= 0) {
+        const op = ops[i];
+        throw new OvsdbError(i, String(results[i].error), String(results[i].details ?? ""), op ? `${op.op}${op.table ? ` ${op.table}` : ""}` : "commit");
+      }
+    }
+    return results;
+  }
+
+  /**
+   * Takes the named lock (RFC 7047 §4.1.8), waiting for the server's "locked" notification while
+   * another connection holds it; throws code 11 when not granted within `timeoutMs` (and withdraws
+   * the queued request). The lock is released by unlock() or when the connection ends.
+   */
+  async lock(name: string, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    this.held.delete(name);
+    try {
+      const reply = (await this.request("lock", [name], timeoutMs)) as { locked?: boolean } | null;
+      // A "locked" notification in the same chunk as the reply is already recorded in `held`.
+      if (reply?.locked === true) this.held.add(name);
+      if (this.held.has(name)) return;
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(
+          () => done(tryAgainLater(`OVSDB lock "${name}"`, `held by another client for more than ${timeoutMs} ms`)),
+          Math.max(0, deadline - Date.now()),
+        );
+        const done = (err?: Error) => {
+          clearTimeout(timer);
+          this.lockWaiters.delete(name);
+          this.updateRef();
+          if (err) reject(err);
+          else resolve();
+        };
+        this.lockWaiters.set(name, done);
+        this.updateRef();
+      });
+    } catch (e) {
+      if (!this.closed) this.send({ method: "unlock", params: [name], id: this.nextId++ }); // reply ignored
+      throw e;
+    }
+  }
+
+  /** Releases (or withdraws the request for) the named lock. */
+  async unlock(name: string, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<void> {
+    this.held.delete(name);
+    await this.request("unlock", [name], timeoutMs);
+  }
+
+  /** Whether this connection holds the named lock now. */
+  holds(name: string): boolean {
+    return this.held.has(name);
+  }
+
+  /** Closes the connection (dropping its locks); outstanding calls fail with code 11. Idempotent. */
+  close(): void {
+    this.shutdown(tryAgainLater(`OVSDB at ${this.endpoint}`, "connection closed by the client"));
+  }
+
+  private request(method: string, params: unknown[], timeoutMs: number): Promise<unknown> {
+    if (this.closed) return Promise.reject(this.closed);
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        this.updateRef();
+        reject(tryAgainLater(`OVSDB at ${this.endpoint}`, `no reply to "${method}" within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(id, { resolve, reject, timer });
+      this.updateRef();
+      this.send({ method, params, id });
+    });
+  }
+
+  private send(msg: unknown): void {
+    this.sock.write(JSON.stringify(msg));
+  }
+
+  private updateRef(): void {
+    if (this.closed) return;
+    if (this.pending.size > 0 || this.lockWaiters.size > 0) this.sock.ref();
+    else this.sock.unref();
+  }
+
+  private onData(chunk: Buffer): void {
+    let texts: string[];
+    try {
+      texts = this.splitter.push(chunk);
+    } catch (e) {
+      return this.shutdown(new CniError(Code.StepFailed, `OVSDB at ${this.endpoint}: protocol error: ${messageOf(e)}`));
+    }
+    for (const text of texts) {
+      let msg: any;
+      try {
+        msg = JSON.parse(text);
+      } catch (e) {
+        return this.shutdown(new CniError(Code.StepFailed, `OVSDB at ${this.endpoint}: protocol error: ${messageOf(e)}`));
+      }
+      if (msg !== null && typeof msg === "object") this.dispatch(msg);
+    }
+  }
+
+  private dispatch(msg: { id?: unknown; method?: unknown; params?: unknown; result?: unknown; error?: any }): void {
+    if (msg.method === undefined) {
+      const p = typeof msg.id === "number" ? this.pending.get(msg.id) : undefined;
+      if (!p) return; // late reply to a timed-out request, or to a fire-and-forget unlock
+      this.pending.delete(msg.id as number);
+      clearTimeout(p.timer);
+      this.updateRef();
+      if (msg.error == null) p.resolve(msg.result);
+      else if (typeof msg.error === "object") p.reject(new OvsdbError(-1, String(msg.error.error ?? JSON.stringify(msg.error)), String(msg.error.details ?? "")));
+      else p.reject(new OvsdbError(-1, String(msg.error)));
+    } else if (msg.method === "echo" && msg.id != null) {
+      if (!this.closed) this.send({ id: msg.id, result: msg.params ?? [], error: null });
+    } else if (msg.method === "locked" || msg.method === "stolen") {
+      const name = String(Array.isArray(msg.params) ? msg.params[0] : "");
+      if (msg.method === "stolen") return void this.held.delete(name);
+      this.held.add(name);
+      this.lockWaiters.get(name)?.();
+    }
+  }
+
+  private shutdown(err: CniError): void {
+    if (this.closed) return;
+    this.closed = err;
+    this.sock.destroy();
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(err);
+    }
+    this.pending.clear();
+    for (const done of [...this.lockWaiters.values()]) done(err);
+    this.held.clear();
+  }
+}
+
+/**
+ * Polls `cur_cfg` of the Open_vSwitch row every ~5 ms until it is >= `nextCfg` (the value the
+ * caller's transaction gave `next_cfg`, as ovs-vsctl does): ovs-vswitchd has then applied it.
+ * Throws code 11 when that does not happen within `timeoutMs`.
+ */
+export async function waitForCurCfg(client: OvsdbClient, nextCfg: number, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (let left = timeoutMs; left > 0; left = deadline - Date.now()) {
+    const [r] = await client.transact([{ op: "select", table: "Open_vSwitch", where: [], columns: ["cur_cfg"] }], { timeoutMs: left });
+    const cur: unknown = r?.rows?.[0]?.cur_cfg;
+    if (typeof cur === "number" && cur >= nextCfg) return;
+    await new Promise((res) => setTimeout(res, Math.max(0, Math.min(5, deadline - Date.now()))));
+  }
+  throw tryAgainLater("ovs-vswitchd", `did not apply the configuration within ${timeoutMs} ms`);
+}
+
+/** An OVSDB map value: `["map", [[k, v], ...]]`. */
+export function ovsMap(obj: Record<string, string>): ["map", [string, string][]] {
+  return ["map", Object.entries(obj)];
+}
+
+/** An OVSDB set value: `["set", [...]]`. */
+export function ovsSet<T>(arr: readonly T[]): ["set", T[]] {
+  return ["set", [...arr]];
+}
+
+/** A reference to an existing row: `["uuid", s]`. */
+export function uuid(s: string): ["uuid", string] {
+  return ["uuid", s];
+}
+
+/** A reference to a row inserted in the same transaction under `"uuid-name": s`. */
+export function namedUuid(s: string): ["named-uuid", string] {
+  return ["named-uuid", s];
+}
+
+/** Reads an OVSDB map (`["map", [[k, v], ...]]`) into an object; throws TypeError on anything else. */
+export function mapToObject(v: unknown): Record<string, any> {
+  if (!Array.isArray(v) || v[0] !== "map" || !Array.isArray(v[1])) throw new TypeError(`not an OVSDB map: ${JSON.stringify(v)}`);
+  return Object.fromEntries((v[1] as [unknown, unknown][]).map(([k, x]) => [String(k), x]));
+}
+
+/** Reads an OVSDB set: `["set", [...]]` gives its elements, a bare value (a one-element set) gives `[value]`. */
+export function setToArray(v: unknown): any[] {
+  if (Array.isArray(v) && v[0] === "set" && Array.isArray(v[1])) return v[1];
+  return [v];
+}
+
+/** The UUID string of a `["uuid", s]` value; throws TypeError on anything else. */
+export function uuidOf(v: unknown): string {
+  if (Array.isArray(v) && v[0] === "uuid" && typeof v[1] === "string") return v[1];
+  throw new TypeError(`not an OVSDB uuid: ${JSON.stringify(v)}`);
+}
