@@ -95,8 +95,10 @@ t("GC removes this network's stale attachments only, and forwards to IPAM", asyn
   assert.ok(existsSync(join(dir, "podnet", keep.ip)), "valid lease kept");
   assert.ok(existsSync(join(dir, "othernet", other.ip)), "other network's lease kept");
   assert.is((await N.exec(["ip", "link", "show", stale.result.json.interfaces[0].name], { allowFail: true })).code, 1, "stale veth removed");
-  assert.ok(await other.pod.ping("10.244.6.1"), "other network still works");
-  assert.ok((await podFlowLines(N)).length >= 6 * 3);
+  const pinged = await other.pod.ping("10.244.6.1");
+  if (!pinged) console.log((await N.dumpFlows("br-int")).join("\n"), (await N.exec(["ip", "addr"])).stdout, (await other.pod.exec(["ip", "neigh"])).stdout);
+  assert.ok(pinged, "other network still works");
+  assert.ok((await podFlowLines(N)).length >= 6 * 2, "flows of the remaining pods kept");
 });
 
 t.run();
