@@ -41,10 +41,11 @@ integration: build
 	bash scripts/test.sh integration
 
 bench: build
-	bash scripts/bench.sh
+	bash scripts/build-libcni-driver.sh
+	node_modules/.bin/tsx scripts/bench.ts
 
 demo: build
-	bash scripts/demo.sh
+	node_modules/.bin/tsx scripts/demo.ts
 
 clean:
 	rm -rf dist
