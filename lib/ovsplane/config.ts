@@ -89,7 +89,7 @@ export function ipamSubnets(ipam: Record<string, unknown>): { field: string; sub
 function parsePeers(v: unknown): Peer[] {
   if (v === undefined) return [];
   if (!Array.isArray(v)) throw invalidConfig("peers", v, "must be a list of {nodeIP, podCIDR}");
-  return v.map((p, i) => {
+  const peers = v.map((p, i) => {
     const o = (p ?? {}) as Record<string, unknown>;
     if (!isIPv4(o.nodeIP)) throw invalidConfig(`peers[${i}].nodeIP`, o.nodeIP, "must be an IPv4 address");
     let cidr;
@@ -101,6 +101,13 @@ function parsePeers(v: unknown): Peer[] {
     if (cidr.family !== 4) throw invalidConfig(`peers[${i}].podCIDR`, o.podCIDR, "IPv6 is not supported by the dataplane yet");
     return { nodeIP: o.nodeIP, podCIDR: `${cidr.network}/${cidr.prefix}` };
   });
+  // Two peer flows with overlapping nw_dst at one priority would silently replace or shadow each other.
+  for (const [j, q] of peers.entries()) {
+    for (const [i, p] of peers.slice(0, j).entries()) {
+      if (cidrsOverlap(p.podCIDR, q.podCIDR)) throw invalidConfig(`peers[${j}].podCIDR`, q.podCIDR, `overlaps peers[${i}].podCIDR ${p.podCIDR}`);
+    }
+  }
+  return peers;
 }
 
 /** Validates the network configuration of a request; throws code 7 naming the bad field. */

@@ -1,0 +1,366 @@
+// Unit tests of the shared dispatcher: request building (every env/stdin refusal and its code) and dispatch() output.
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { CniError } from "../../lib/errors.ts";
+import { buildRequest, dispatch, validateIfname } from "../../lib/skel.ts";
+import { CURRENT_VERSION, SUPPORTED_VERSIONS } from "../../lib/version.ts";
+import type { CniRequest, Plugin, Result } from "../../lib/types.ts";
+
+type Cmd = CniRequest["command"];
+
+const ENV = { CNI_CONTAINERID: "c0ffee", CNI_NETNS: "/var/run/netns/p1", CNI_IFNAME: "eth0", CNI_PATH: "/opt/cni/bin" };
+
+function stdin(over: Record<string, unknown> = {}): string {
+  return JSON.stringify({ cniVersion: "1.1.0", name: "net1", type: "ovsplane", ipam: { type: "host-local", subnet: "10.244.1.0/24" }, ...over });
+}
+
+function build(command: Cmd, env: Record<string, string | undefined> = {}, text = stdin(), known: readonly string[] = []): CniRequest {
+  return buildRequest(command, { ...ENV, ...env }, text, known);
+}
+
+function fails(fn: () => unknown, code: number, ...inMsg: string[]): CniError {
+  try {
+    fn();
+  } catch (e) {
+    assert.instance(e, CniError);
+    const err = e as CniError;
+    assert.is(err.code, code, err.message);
+    for (const s of inMsg) assert.ok(err.message.includes(s), `${JSON.stringify(err.message)} should name ${JSON.stringify(s)}`);
+    return err;
+  }
+  assert.unreachable(`expected code ${code}`);
+  throw new Error("unreachable");
+}
+
+// ---- buildRequest ----
+
+test("a valid ADD request", () => {
+  const r = build("ADD", { CNI_ARGS: "IgnoreUnknown=1;FOO=bar=baz" });
+  assert.is(r.command, "ADD");
+  assert.is(r.containerID, "c0ffee");
+  assert.is(r.netns, "/var/run/netns/p1");
+  assert.is(r.ifname, "eth0");
+  assert.equal(r.args, { IgnoreUnknown: "1", FOO: "bar=baz" });
+  assert.is(r.rawArgs, "IgnoreUnknown=1;FOO=bar=baz");
+  assert.equal(r.path, ["/opt/cni/bin"]);
+  assert.is(r.stdin, stdin());
+  assert.is(r.conf.name, "net1");
+  assert.is(r.prevResult, undefined);
+  assert.equal(build("ADD", { CNI_PATH: "/a::/b:" }).path, ["/a", "/b"]);
+});
+
+test("stdin that is not JSON, or not an object: code 6", () => {
+  fails(() => build("ADD", {}, "{not json"), 6, "not JSON");
+  fails(() => build("ADD", {}, ""), 6);
+  fails(() => build("ADD", {}, "[1,2]"), 6, "not a JSON object");
+  fails(() => build("ADD", {}, "null"), 6);
+  fails(() => build("ADD", {}, '"text"'), 6);
+});
+
+test("unknown cniVersion: code 1 with the supported list in details", () => {
+  const e = fails(() => build("ADD", {}, stdin({ cniVersion: "0.5.0" })), 1, '"0.5.0"');
+  assert.is(e.details, `supported versions: ${SUPPORTED_VERSIONS.join(", ")}`);
+  fails(() => build("ADD", {}, stdin({ cniVersion: 1 })), 1, '"1"');
+  fails(() => build("ADD", {}, stdin({ cniVersion: "1.1" })), 1);
+});
+
+test("every supported version is accepted for ADD", () => {
+  for (const v of SUPPORTED_VERSIONS) assert.is(build("ADD", {}, stdin({ cniVersion: v })).conf.cniVersion, v);
+});
+
+test("a config without cniVersion is 0.1.0", () => {
+  const text = JSON.stringify({ name: "net1", type: "ovsplane", ipam: { type: "host-local" } });
+  assert.is(build("ADD", {}, text).conf.cniVersion, "0.1.0");
+  assert.is(build("DEL", {}, text).conf.cniVersion, "0.1.0");
+  fails(() => build("CHECK", {}, text), 1, "CHECK needs cniVersion 0.4.0");
+});
+
+test("CHECK needs 0.4.0, GC and STATUS need 1.1.0: code 1", () => {
+  fails(() => build("CHECK", {}, stdin({ cniVersion: "0.3.1" })), 1, '"0.3.1"', "CHECK");
+  assert.is(build("CHECK", {}, stdin({ cniVersion: "0.4.0" })).command, "CHECK");
+  fails(() => build("GC", {}, stdin({ cniVersion: "1.0.0" })), 1, '"1.0.0"', "GC");
+  fails(() => build("STATUS", {}, stdin({ cniVersion: "1.0.0" })), 1, "STATUS");
+  assert.is(build("GC", {}, stdin()).command, "GC");
+  assert.is(build("STATUS", {}, stdin()).command, "STATUS");
+});
+
+test("GC and STATUS need no container env", () => {
+  const none = { CNI_CONTAINERID: undefined, CNI_NETNS: undefined, CNI_IFNAME: undefined };
+  const g = build("GC", none);
+  assert.is(g.containerID, "");
+  assert.is(g.ifname, "");
+  assert.is(build("STATUS", none).netns, "");
+});
+
+test("missing or bad CNI_CONTAINERID: code 4", () => {
+  for (const c of ["ADD", "DEL", "CHECK"] as const) fails(() => build(c, { CNI_CONTAINERID: undefined }), 4, "CNI_CONTAINERID");
+  fails(() => build("ADD", { CNI_CONTAINERID: "" }), 4, "CNI_CONTAINERID");
+  fails(() => build("ADD", { CNI_CONTAINERID: "a/b" }), 4, "CNI_CONTAINERID", '"a/b"');
+  fails(() => build("DEL", { CNI_CONTAINERID: ".." }), 4, "CNI_CONTAINERID", '".."');
+  fails(() => build("ADD", { CNI_CONTAINERID: "../etc" }), 4, "CNI_CONTAINERID");
+  fails(() => build("ADD", { CNI_CONTAINERID: "-x" }), 4, "CNI_CONTAINERID");
+  assert.is(build("ADD", { CNI_CONTAINERID: "a.b_c-D9" }).containerID, "a.b_c-D9");
+});
+
+test("network name with '/' (or missing): code 7", () => {
+  fails(() => build("ADD", {}, stdin({ name: "net/1" })), 7, "name", '"net/1"');
+  fails(() => build("ADD", {}, stdin({ name: ".." })), 7, "name");
+  fails(() => build("ADD", {}, stdin({ name: undefined })), 7, "name");
+});
+
+test("CNI_IFNAME: required, at most 15 characters, no '/', not '.'", () => {
+  fails(() => build("ADD", { CNI_IFNAME: undefined }), 4, "CNI_IFNAME");
+  fails(() => build("ADD", { CNI_IFNAME: "a23456789012345x" }), 4, "CNI_IFNAME", '"a23456789012345x"');
+  fails(() => build("ADD", { CNI_IFNAME: "eth/0" }), 4, "CNI_IFNAME", '"eth/0"');
+  fails(() => build("ADD", { CNI_IFNAME: "." }), 4, "CNI_IFNAME");
+  fails(() => build("DEL", { CNI_IFNAME: ".." }), 4, "CNI_IFNAME");
+  fails(() => build("ADD", { CNI_IFNAME: "eth 0" }), 4, "CNI_IFNAME");
+  fails(() => build("ADD", { CNI_IFNAME: "eth:0" }), 4, "CNI_IFNAME");
+  assert.is(build("ADD", { CNI_IFNAME: "a23456789012345" }).ifname, "a23456789012345");
+  assert.is(validateIfname("net1"), "net1");
+});
+
+test("CNI_NETNS: required on ADD and CHECK, optional on DEL", () => {
+  fails(() => build("ADD", { CNI_NETNS: undefined }), 4, "CNI_NETNS");
+  fails(() => build("CHECK", { CNI_NETNS: "" }), 4, "CNI_NETNS");
+  assert.is(build("DEL", { CNI_NETNS: undefined }).netns, "");
+});
+
+test("CNI_ARGS: a pair without '=' or with an empty key is code 4", () => {
+  fails(() => build("ADD", { CNI_ARGS: "IgnoreUnknown=1;novalue" }), 4, "CNI_ARGS", '"novalue"');
+  fails(() => build("ADD", { CNI_ARGS: "=x" }), 4, "CNI_ARGS");
+  assert.equal(build("ADD", { CNI_ARGS: "K8S_POD_NAME=a;;" }).args, { K8S_POD_NAME: "a" });
+  assert.equal(build("ADD", { CNI_ARGS: "K8S_POD_NAME=" }).args, { K8S_POD_NAME: "" });
+});
+
+test("CNI_ARGS: unknown keys are code 4 unless IgnoreUnknown", () => {
+  fails(() => build("ADD", { CNI_ARGS: "FOO=1" }), 4, "CNI_ARGS", "FOO");
+  fails(() => build("ADD", { CNI_ARGS: "IgnoreUnknown=0;FOO=1" }), 4, "FOO");
+  assert.equal(build("ADD", { CNI_ARGS: "IgnoreUnknown=1;FOO=1" }).args, { IgnoreUnknown: "1", FOO: "1" });
+  assert.equal(build("ADD", { CNI_ARGS: "IgnoreUnknown=true;FOO=1" }).args.FOO, "1");
+  // keys the plugin declares
+  assert.equal(build("ADD", { CNI_ARGS: "OVSPLANE_SEGMENT=100" }, stdin(), ["OVSPLANE_SEGMENT"]).args, { OVSPLANE_SEGMENT: "100" });
+  fails(() => build("ADD", { CNI_ARGS: "OVSPLANE_SEGMENT=100" }), 4, "OVSPLANE_SEGMENT");
+});
+
+test("CNI_ARGS: containerd's and Kubernetes' keys", () => {
+  const raw = "IgnoreUnknown=1;K8S_POD_NAMESPACE=a;K8S_POD_NAME=b;K8S_POD_INFRA_CONTAINER_ID=c;K8S_POD_UID=d";
+  const r = build("ADD", { CNI_ARGS: raw });
+  assert.equal(r.args, { IgnoreUnknown: "1", K8S_POD_NAMESPACE: "a", K8S_POD_NAME: "b", K8S_POD_INFRA_CONTAINER_ID: "c", K8S_POD_UID: "d" });
+  assert.is(r.rawArgs, raw);
+  // the Kubernetes keys alone are accepted too
+  assert.is(build("ADD", { CNI_ARGS: "K8S_POD_NAMESPACE=a;K8S_POD_NAME=b" }).args.K8S_POD_NAME, "b");
+});
+
+test("CNI_PATH is required on ADD for an exec'd IPAM plugin, not for the built-in one nor on DEL", () => {
+  fails(() => build("ADD", { CNI_PATH: undefined }), 4, "CNI_PATH");
+  assert.equal(build("DEL", { CNI_PATH: undefined }).path, []);
+  assert.equal(build("ADD", { CNI_PATH: undefined }, stdin({ ipam: { type: "ovsplane-ipam" } })).path, []);
+});
+
+test("a prevResult of the 0.2.0 shape is converted to the 1.x shape", () => {
+  const prev = {
+    cniVersion: "0.2.0",
+    ip4: { ip: "10.244.1.5/24", gateway: "10.244.1.1", routes: [{ dst: "0.0.0.0/0", gw: "10.244.1.1" }] },
+    dns: { nameservers: ["10.96.0.10"] },
+  };
+  const r = build("DEL", {}, stdin({ cniVersion: "0.2.0", prevResult: prev }));
+  assert.equal(r.prevResult, {
+    cniVersion: "0.2.0",
+    ips: [{ address: "10.244.1.5/24", gateway: "10.244.1.1" }],
+    routes: [{ dst: "0.0.0.0/0", gw: "10.244.1.1" }],
+    dns: { nameservers: ["10.96.0.10"] },
+  });
+});
+
+test("a 1.x prevResult is kept; a non-object prevResult is code 6; null is none", () => {
+  const prev: Result = { cniVersion: "1.0.0", interfaces: [{ name: "eth0", sandbox: "/x" }], ips: [{ address: "10.244.1.5/24", interface: 0 }] };
+  assert.equal(build("CHECK", {}, stdin({ prevResult: prev })).prevResult, prev);
+  assert.equal(build("CHECK", {}, stdin({ prevResult: { ...prev, cniVersion: "0.4.0", ips: [{ version: "4", address: "10.244.1.5/24" }] } })).prevResult!.ips, [
+    { address: "10.244.1.5/24" },
+  ]);
+  fails(() => build("DEL", {}, stdin({ prevResult: "x" })), 6);
+  assert.is(build("DEL", {}, stdin({ prevResult: null })).prevResult, undefined);
+});
+
+// ---- dispatch ----
+
+interface Captured {
+  stdout: string;
+  stderr: string;
+  exitCode: number | string | undefined;
+}
+
+async function run(plugin: Plugin, env: Record<string, string | undefined>, input?: string, knownArgs?: string[]): Promise<Captured> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const w1 = process.stdout.write;
+  const w2 = process.stderr.write;
+  process.stdout.write = ((s: string | Uint8Array) => (out.push(String(s)), true)) as typeof process.stdout.write;
+  process.stderr.write = ((s: string | Uint8Array) => (err.push(String(s)), true)) as typeof process.stderr.write;
+  let exitCode: Captured["exitCode"];
+  process.exitCode = 0;
+  try {
+    await dispatch(plugin, { about: "ovsplane test", env: env as NodeJS.ProcessEnv, ...(input === undefined ? {} : { stdin: input }), ...(knownArgs ? { knownArgs } : {}) });
+  } finally {
+    process.stdout.write = w1;
+    process.stderr.write = w2;
+    exitCode = process.exitCode;
+    process.exitCode = 0;
+  }
+  return { stdout: out.join(""), stderr: err.join(""), exitCode };
+}
+
+const RESULT: Result = {
+  cniVersion: "1.1.0",
+  interfaces: [{ name: "ovsp0123456789a", mac: "0a:00:00:00:00:01" }, { name: "eth0", mac: "0a:58:0a:f4:01:05", mtu: 1450, sandbox: "/var/run/netns/p1" }],
+  ips: [{ address: "10.244.1.5/24", gateway: "10.244.1.1", interface: 1 }],
+  routes: [{ dst: "0.0.0.0/0", gw: "10.244.1.1" }],
+  dns: {},
+};
+
+function fakePlugin(over: Partial<Plugin> = {}): Plugin & { calls: CniRequest[] } {
+  const calls: CniRequest[] = [];
+  return {
+    calls,
+    add: async (r) => (calls.push(r), structuredClone(RESULT)),
+    del: async (r) => void calls.push(r),
+    check: async (r) => void calls.push(r),
+    gc: async (r) => void calls.push(r),
+    status: async (r) => void calls.push(r),
+    ...over,
+  };
+}
+
+test("dispatch: VERSION prints the current and supported versions", async () => {
+  const p = fakePlugin();
+  const c = await run(p, { CNI_COMMAND: "VERSION" }, "not even json");
+  assert.equal(JSON.parse(c.stdout), { cniVersion: CURRENT_VERSION, supportedVersions: [...SUPPORTED_VERSIONS] });
+  assert.is(c.stdout.endsWith("\n"), true);
+  assert.is(c.exitCode, 0);
+  assert.is(p.calls.length, 0);
+});
+
+test("dispatch: no CNI_COMMAND prints the about text to stderr only", async () => {
+  const c = await run(fakePlugin(), {}, "");
+  assert.is(c.stdout, "");
+  assert.ok(c.stderr.includes("ovsplane test"));
+  assert.ok(c.stderr.includes("1.1.0"));
+  assert.is(c.exitCode, 0);
+});
+
+test("dispatch: ADD result in the requested version", async () => {
+  const p = fakePlugin();
+  const c = await run(p, { ...ENV, CNI_COMMAND: "ADD" }, stdin({ cniVersion: "0.4.0" }));
+  assert.is(c.exitCode, 0);
+  assert.equal(JSON.parse(c.stdout), {
+    cniVersion: "0.4.0",
+    interfaces: [{ name: "ovsp0123456789a", mac: "0a:00:00:00:00:01" }, { name: "eth0", mac: "0a:58:0a:f4:01:05", sandbox: "/var/run/netns/p1" }],
+    ips: [{ version: "4", address: "10.244.1.5/24", gateway: "10.244.1.1", interface: 1 }],
+    routes: [{ dst: "0.0.0.0/0", gw: "10.244.1.1" }],
+    dns: {},
+  });
+  assert.is(p.calls.length, 1);
+  assert.is(p.calls[0]!.command, "ADD");
+  const c1 = await run(fakePlugin(), { ...ENV, CNI_COMMAND: "ADD" }, stdin({ cniVersion: "1.0.0" }));
+  assert.equal(JSON.parse(c1.stdout), { ...RESULT, cniVersion: "1.0.0" });
+  const c0 = await run(fakePlugin(), { ...ENV, CNI_COMMAND: "ADD" }, stdin({ cniVersion: "0.2.0" }));
+  assert.equal(JSON.parse(c0.stdout), {
+    cniVersion: "0.2.0",
+    ip4: { ip: "10.244.1.5/24", gateway: "10.244.1.1", routes: [{ dst: "0.0.0.0/0", gw: "10.244.1.1" }] },
+    dns: {},
+  });
+});
+
+test("dispatch: DEL, CHECK, GC and STATUS print nothing on success", async () => {
+  for (const cmd of ["DEL", "CHECK", "GC", "STATUS"]) {
+    const p = fakePlugin();
+    const c = await run(p, { ...ENV, CNI_COMMAND: cmd }, stdin());
+    assert.is(c.stdout, "", cmd);
+    assert.is(c.exitCode, 0, cmd);
+    assert.is(p.calls[0]!.command, cmd);
+  }
+});
+
+test("dispatch: known args are passed through options", async () => {
+  const p = fakePlugin();
+  const c = await run(p, { ...ENV, CNI_COMMAND: "ADD", CNI_ARGS: "OVSPLANE_SEGMENT=7" }, stdin(), ["OVSPLANE_SEGMENT"]);
+  assert.is(c.exitCode, 0, c.stdout);
+  assert.is(p.calls[0]!.args.OVSPLANE_SEGMENT, "7");
+});
+
+test("dispatch: a CniError becomes {cniVersion, code, msg, details} with exit 1", async () => {
+  const p = fakePlugin({
+    del: async () => {
+      throw new CniError(11, "OVSDB is not available, try again later: refused", "dial unix: refused");
+    },
+  });
+  const c = await run(p, { ...ENV, CNI_COMMAND: "DEL" }, stdin({ cniVersion: "0.4.0" }));
+  assert.is(c.exitCode, 1);
+  assert.equal(JSON.parse(c.stdout), { cniVersion: "0.4.0", code: 11, msg: "OVSDB is not available, try again later: refused", details: "dial unix: refused" });
+});
+
+test("dispatch: a bad request is an error JSON without details when there are none", async () => {
+  const c = await run(fakePlugin(), { ...ENV, CNI_COMMAND: "ADD", CNI_IFNAME: "x/y" }, stdin());
+  assert.is(c.exitCode, 1);
+  const e = JSON.parse(c.stdout);
+  assert.equal(Object.keys(e).sort(), ["cniVersion", "code", "msg"]);
+  assert.is(e.cniVersion, "1.1.0");
+  assert.is(e.code, 4);
+  assert.ok(e.msg.includes("CNI_IFNAME"));
+});
+
+test("dispatch: an unsupported version answers in the current version with the list", async () => {
+  const c = await run(fakePlugin(), { ...ENV, CNI_COMMAND: "ADD" }, stdin({ cniVersion: "9.9.9" }));
+  assert.is(c.exitCode, 1);
+  const e = JSON.parse(c.stdout);
+  assert.is(e.cniVersion, CURRENT_VERSION);
+  assert.is(e.code, 1);
+  assert.ok(e.details.includes("0.1.0") && e.details.includes("1.1.0"));
+});
+
+test("dispatch: bad JSON is code 6; an unknown command is code 4", async () => {
+  const c = await run(fakePlugin(), { ...ENV, CNI_COMMAND: "ADD" }, "{");
+  assert.is(c.exitCode, 1);
+  assert.is(JSON.parse(c.stdout).code, 6);
+  const u = await run(fakePlugin(), { ...ENV, CNI_COMMAND: "FROB" }, stdin());
+  assert.is(u.exitCode, 1);
+  const e = JSON.parse(u.stdout);
+  assert.is(e.code, 4);
+  assert.ok(e.msg.includes("CNI_COMMAND"));
+});
+
+test("dispatch: a plain Error becomes code 100 with no stack trace in stdout", async () => {
+  const p = fakePlugin({
+    add: async () => {
+      throw new Error("boom");
+    },
+  });
+  const c = await run(p, { ...ENV, CNI_COMMAND: "ADD" }, stdin({ cniVersion: "1.0.0" }));
+  assert.is(c.exitCode, 1);
+  assert.is(c.stdout.trim().split("\n").length, 1, "one line of JSON");
+  const e = JSON.parse(c.stdout);
+  assert.equal(e, { cniVersion: "1.0.0", code: 100, msg: "unexpected error: boom" });
+  assert.not.ok(c.stdout.includes("    at "), "no stack in stdout");
+  assert.not.ok(c.stderr.includes("    at "), "no stack without OVSPLANE_DEBUG");
+  const d = await run(p, { ...ENV, CNI_COMMAND: "ADD", OVSPLANE_DEBUG: "1" }, stdin());
+  assert.ok(d.stderr.includes("boom"), "stack on stderr with OVSPLANE_DEBUG");
+  assert.not.ok(d.stdout.includes("    at "));
+});
+
+test("dispatch: a thrown non-Error is code 100 too", async () => {
+  const p = fakePlugin({
+    status: async () => {
+      throw "just a string";
+    },
+  });
+  const c = await run(p, { CNI_COMMAND: "STATUS" }, stdin());
+  assert.is(c.exitCode, 1);
+  assert.equal(JSON.parse(c.stdout), { cniVersion: "1.1.0", code: 100, msg: "unexpected error: just a string" });
+});
+
+test("dispatch: exitCode is reset between tests", () => {
+  assert.is(process.exitCode, 0);
+});
+
+test.run();
