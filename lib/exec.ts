@@ -1,6 +1,9 @@
 // The one door to subprocesses: every spawn goes through run(), whose error keeps argv and stderr.
 import { spawn } from "node:child_process";
 
+/** OVSPLANE_TRACE=1 logs every subprocess and its duration to stderr. */
+const TRACE = !!process.env.OVSPLANE_TRACE;
+
 /** What a finished subprocess left behind. */
 export interface ExecResult {
   stdout: string;
@@ -55,8 +58,10 @@ export function run(argv: readonly string[], opts: ExecOptions = {}): Promise<Ex
       clearTimeout(timer);
       reject(new ExecError(argv, -1, e.message, ""));
     });
+    const started = TRACE ? performance.now() : 0;
     child.on("close", (code) => {
       clearTimeout(timer);
+      if (TRACE) process.stderr.write(`ovsplane trace: ${(performance.now() - started).toFixed(1)} ms ${argv.join(" ")}\n`);
       const rc = code ?? -1;
       if (timedOut) stderr += `\ntimed out after ${opts.timeoutMs ?? 10_000} ms`;
       if ((rc !== 0 || timedOut) && !opts.allowFail) reject(new ExecError(argv, rc, stderr, stdout));

@@ -2,10 +2,27 @@
 import { existsSync } from "node:fs";
 import { run, type ExecResult } from "./exec.ts";
 
+/** Options of ipBatch. */
+export interface IpBatchOptions {
+  /** Run inside the netns at this path (via nsenter) instead of here. */
+  nsPath?: string;
+  /** Go on past failing lines (ip -force) and do not throw. */
+  force?: boolean;
+  /** Commands run after the batch in the same netns and the same subprocess (a shell chain). */
+  then?: readonly (readonly string[])[];
+}
+
+const SAFE_ARG = /^[A-Za-z0-9_.:\/=,+-]+$/;
+
 /** Runs `ip -batch -` in the current netns, or inside the netns at nsPath (via nsenter). */
-export function ipBatch(lines: readonly string[], opts: { nsPath?: string; force?: boolean } = {}): Promise<ExecResult> {
+export function ipBatch(lines: readonly string[], opts: IpBatchOptions = {}): Promise<ExecResult> {
   const ip = ["ip", ...(opts.force ? ["-force"] : []), "-batch", "-"];
-  const argv = opts.nsPath ? ["nsenter", `--net=${opts.nsPath}`, ...ip] : ip;
+  let cmd: string[] = ip;
+  if (opts.then?.length) {
+    for (const argv of opts.then) for (const a of argv) if (!SAFE_ARG.test(a)) throw new Error(`unsafe argument ${JSON.stringify(a)}`);
+    cmd = ["sh", "-c", [ip, ...opts.then].map((a) => a.join(" ")).join(" && ")];
+  }
+  const argv = opts.nsPath ? ["nsenter", `--net=${opts.nsPath}`, ...cmd] : cmd;
   return run(argv, { input: lines.join("\n") + "\n", allowFail: opts.force ?? false });
 }
 

@@ -45,10 +45,10 @@ export async function add(req: CniRequest): Promise<Result> {
     const hostMac = macFrom(`host/${req.containerID}/${req.ifname}`);
     undo.push({ what: "veth", fn: () => run(["ip", "link", "del", hostName], { allowFail: true }) });
     routes = podRoutes(addr, cfg);
-    await ipBatch(podLinkCommands({ ifname: req.ifname, mac, hostName, hostMac, mtu, ownNetns: ownNetnsPath(), addr, routes }), { nsPath: req.netns });
-    if (cfg.datapathType === "netdev") {
-      await run(["nsenter", `--net=${req.netns}`, "ethtool", "-K", req.ifname, "tx", "off"]);
-    }
+    const linkCmds = podLinkCommands({ ifname: req.ifname, mac, hostName, hostMac, mtu, ownNetns: ownNetnsPath(), addr, routes });
+    // The userspace datapath needs TX checksum offload off, or TCP hangs while ping works.
+    const after = cfg.datapathType === "netdev" ? [["ethtool", "-K", req.ifname, "tx", "off"]] : [];
+    await ipBatch(linkCmds, { nsPath: req.netns, then: after });
     step = "adding the OVS port";
     const podId = attachmentId(cfg.name, req.containerID, req.ifname);
     const node = nodeSpec(cfg, localIP);

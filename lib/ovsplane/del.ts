@@ -2,8 +2,8 @@
 import { CniError, Code, messageOf, tryAgainLater } from "../errors.ts";
 import { run } from "../exec.ts";
 import { connect, type OvsdbClient } from "../ovsdb.ts";
-import { applyFlows, dumpFlows, ofSocketAlive } from "../flows/ofctl.ts";
-import { EXACT_MASK, NETWORK_KIND_MASK, parseCookie, podCookie, segmentCookie, type FlowOp } from "../flows/pipeline.ts";
+import { applyFlows, ofSocketAlive } from "../flows/ofctl.ts";
+import { EXACT_MASK, podCookie, segmentCookie, type FlowOp } from "../flows/pipeline.ts";
 import type { Attachment, CniRequest } from "../types.ts";
 import { parseConfig, type OvsplaneConfig } from "./config.ts";
 import { delegateIpam } from "./delegate.ts";
@@ -19,22 +19,20 @@ async function deleteVeth(name: string): Promise<void> {
 }
 
 /**
- * Removes ports of this network (and their pods' flows), then the segment flows no remaining pod
- * needs. Runs under the node lock so a concurrent ADD cannot lose its segment flow.
+ * Removes ports of this network and their pods' flows, and the flow of every segment they leave
+ * empty (told by the remaining ports' tags; no flow dump). Runs under the node lock so a
+ * concurrent ADD cannot lose its segment flow.
  */
 async function removeAttachments(client: OvsdbClient, cfg: OvsplaneConfig, gone: readonly TaggedPort[], podIds: readonly bigint[]): Promise<void> {
   await withLock(client, cfg.bridge, async () => {
     await deletePorts(client, gone.map((p) => p.uuid));
-    if (!(await ofSocketAlive(cfg.ofSocket, 1000))) return; // no ovs-vswitchd: it holds no flows either
     const netId = networkId(cfg.name);
-    const remaining = new Set((await listPorts(client, cfg.name)).map((p) => Number(p.externalIds[Tag.Segment])));
+    const remaining = new Set((await listPorts(client, cfg.name)).map((p) => p.externalIds[Tag.Segment]));
     const ops: FlowOp[] = podIds.map((id) => ({ op: "delete", cookie: podCookie(id), mask: EXACT_MASK }));
-    const present = await dumpFlows(cfg.ofSocket, segmentCookie(netId, 0), NETWORK_KIND_MASK);
-    for (const line of present) {
-      const m = /cookie=(0x[0-9a-f]+)/.exec(line);
-      const seg = m ? Number(parseCookie(BigInt(m[1]!))!.id & 0xffffffffn) : 0;
-      if (seg && !remaining.has(seg)) ops.push({ op: "delete", cookie: segmentCookie(netId, seg), mask: EXACT_MASK });
+    for (const seg of new Set(gone.map((p) => p.externalIds[Tag.Segment]))) {
+      if (seg && !remaining.has(seg)) ops.push({ op: "delete", cookie: segmentCookie(netId, Number(seg)), mask: EXACT_MASK });
     }
+    if (!(await ofSocketAlive(cfg.ofSocket, 1000))) return; // no ovs-vswitchd: it holds no flows either
     await applyFlows(cfg.ofSocket, ops);
   });
 }
@@ -46,6 +44,8 @@ export async function del(req: CniRequest): Promise<void> {
   const errors: string[] = [];
   let ovsDown: CniError | undefined;
   let client: OvsdbClient | undefined;
+  // The kernel takes a while to delete a veth: do it while OVS is being cleaned.
+  const veth = deleteVeth(hostName).catch((e) => errors.push(`veth: ${messageOf(e)}`));
   try {
     client = await connect(cfg.ovsdbSocket, { timeoutMs: OVS_TIMEOUT_MS });
     const port = await findPort(client, hostName);
@@ -57,7 +57,7 @@ export async function del(req: CniRequest): Promise<void> {
   } finally {
     client?.close();
   }
-  await deleteVeth(hostName).catch((e) => errors.push(`veth: ${messageOf(e)}`));
+  await veth;
   await delegateIpam(req, "DEL").catch((e) => errors.push(`IPAM: ${messageOf(e)}`));
   if (ovsDown) throw tryAgainLater("OVSDB", `${ovsDown.message}; the port of ${req.containerID}/${req.ifname} is still to be removed`);
   if (errors.length) throw new CniError(Code.StepFailed, `DEL of ${req.containerID}/${req.ifname} incomplete: ${errors.join("; ")}`);
@@ -76,7 +76,7 @@ export async function gc(req: CniRequest): Promise<void> {
     );
     const ids = stale.map((p) => attachmentId(cfg.name, p.externalIds[Tag.ContainerID] ?? "", p.externalIds[Tag.Ifname] ?? ""));
     await removeAttachments(client, cfg, stale, ids).catch((e) => errors.push(`OVS: ${messageOf(e)}`));
-    for (const p of stale) await deleteVeth(p.name).catch((e) => errors.push(`veth ${p.name}: ${messageOf(e)}`));
+    await Promise.all(stale.map((p) => deleteVeth(p.name).catch((e) => errors.push(`veth ${p.name}: ${messageOf(e)}`))));
   } catch (e) {
     errors.push(messageOf(e));
   } finally {
