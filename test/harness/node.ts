@@ -102,8 +102,8 @@ export class SimNode {
 
   /**
    * Starts ovs-vswitchd inside the netns and waits until it has applied the database. If the node is on
-   * the underlay, re-adds br-phy's address: the userspace datapath's internal ports are tap devices
-   * that vanish (with their addresses) when ovs-vswitchd stops.
+   * the underlay, re-asserts br-phy's address and link state (idempotent; the tap device survives a
+   * SIGTERM stop here, but not necessarily a crash). OpenFlow flows are NOT restored: that is the agent's job.
    */
   async startVswitchd(): Promise<void> {
     const d = this.runDir;
