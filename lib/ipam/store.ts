@@ -206,24 +206,25 @@ export class LeaseStore {
       throw ioFailure("cannot list", this.dir, e);
     }
     const out: Lease[] = [];
-    await Promise.all(
-      names.map(async (name) => {
-        const ip = tryParseIp(name);
-        if (!ip) return;
-        const path = join(this.dir, name);
-        try {
-          const [data, st] = await Promise.all([readFile(path), stat(path)]);
-          if (!st.isFile()) return;
-          const lease: Lease = { ip, path, mtimeMs: st.mtimeMs };
-          const owner = parseLeaseContent(data);
-          if (owner) lease.owner = owner;
-          out.push(lease);
-        } catch (e) {
-          if (errno(e) !== "ENOENT" && errno(e) !== "EISDIR") throw ioFailure("cannot read lease", path, e);
-        }
-      }),
-    );
+    // In batches, so a big directory cannot exhaust file descriptors.
+    for (let i = 0; i < names.length; i += 64) await Promise.all(names.slice(i, i + 64).map((n) => this.readLease(n, out)));
     return out.sort((a, b) => (a.ip.family - b.ip.family) || (a.ip.value < b.ip.value ? -1 : a.ip.value > b.ip.value ? 1 : 0));
+  }
+
+  private async readLease(name: string, out: Lease[]): Promise<void> {
+    const ip = tryParseIp(name);
+    if (!ip) return;
+    const path = join(this.dir, name);
+    try {
+      const [data, st] = await Promise.all([readFile(path), stat(path)]);
+      if (!st.isFile()) return;
+      const lease: Lease = { ip, path, mtimeMs: st.mtimeMs };
+      const owner = parseLeaseContent(data);
+      if (owner) lease.owner = owner;
+      out.push(lease);
+    } catch (e) {
+      if (errno(e) !== "ENOENT" && errno(e) !== "EISDIR") throw ioFailure("cannot read lease", path, e);
+    }
   }
 
   /** Leftover temporary files of setLastReserved() older than maxAgeMs (from a crash), removed best effort. */
