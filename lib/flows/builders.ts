@@ -49,10 +49,8 @@ function arpReply(mac: string, ip: string): string[] {
 export function nodeFlows(s: NodeFlowSpec): Flow[] {
   const c = nodeCookie(s.netId);
   return [
-    flow(Table.Classifier, Priority.Normal, c, [`in_port=${s.tunnelPort}`], [
-      `move:NXM_NX_TUN_ID[0..23]->NXM_NX_REG0[0..23]`,
-      `goto_table:${Table.L3Forwarding}`,
-    ]),
+    // VNI 0 would claim the node's privilege (reach every segment): never accepted from the tunnel.
+    flow(Table.Classifier, Priority.Responder, c, [`in_port=${s.tunnelPort}`, "tun_id=0"], ["drop"]),
     flow(Table.Classifier, Priority.Normal, c, [`in_port=${s.gatewayPort}`], [
       `load:0->${Reg.SrcSegment}`,
       `goto_table:${Table.FromNode}`,
@@ -87,10 +85,18 @@ export function ipv4ToBigInt(ip: string): bigint {
   return ip.split(".").reduce((acc, o) => (acc << 8n) | BigInt(Number(o)), 0n);
 }
 
-/** Traffic to a peer's pod range leaves through the tunnel with tun_id = the sender's segment. */
+/**
+ * Per peer node: tunnel traffic is accepted only from a known peer (its segment from tun_id), and
+ * traffic to the peer's pod range leaves through the tunnel with tun_id = the sender's segment.
+ */
 export function peerFlows(netId: bigint, p: PeerFlowSpec, tunnelPort: number): Flow[] {
+  const c = peerCookie(netId, ipv4ToBigInt(p.nodeIP));
   return [
-    flow(Table.L3Forwarding, Priority.Peer, peerCookie(netId, ipv4ToBigInt(p.nodeIP)), ["ip", `nw_dst=${p.podCIDR}`], [
+    flow(Table.Classifier, Priority.Normal, c, [`in_port=${tunnelPort}`, `tun_src=${p.nodeIP}`], [
+      "move:NXM_NX_TUN_ID[0..23]->NXM_NX_REG0[0..23]",
+      `goto_table:${Table.L3Forwarding}`,
+    ]),
+    flow(Table.L3Forwarding, Priority.Peer, c, ["ip", `nw_dst=${p.podCIDR}`], [
       "move:NXM_NX_REG0[0..23]->NXM_NX_TUN_ID[0..23]",
       `set_field:${p.nodeIP}->tun_dst`,
       `output:${tunnelPort}`,

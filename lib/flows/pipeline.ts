@@ -111,3 +111,6 @@ export function peerCookie(netId: bigint, ip: bigint): bigint {
 export function podCookie(id: bigint): bigint {
   return cookie(CookieKind.Pod, id);
 }
+
+/** Mask selecting one segment's flow whichever network wrote it (networks on one bridge share it). */
+export const SEGMENT_ANY_NETWORK_MASK = KIND_MASK | 0xffffffffn;

@@ -3,12 +3,12 @@ import { CniError, Code, messageOf, tryAgainLater } from "../errors.ts";
 import { run } from "../exec.ts";
 import { connect, type OvsdbClient } from "../ovsdb.ts";
 import { applyFlows, ofSocketAlive } from "../flows/ofctl.ts";
-import { EXACT_MASK, podCookie, segmentCookie, type FlowOp } from "../flows/pipeline.ts";
+import { EXACT_MASK, podCookie, SEGMENT_ANY_NETWORK_MASK, segmentCookie, type FlowOp } from "../flows/pipeline.ts";
 import type { Attachment, CniRequest } from "../types.ts";
 import { parseConfig, type OvsplaneConfig } from "./config.ts";
 import { delegateIpam } from "./delegate.ts";
-import { attachmentId, hostVethName, networkId } from "./names.ts";
-import { deletePorts, findPort, listPorts, Tag, type TaggedPort } from "./ovs.ts";
+import { attachmentId, hostVethName } from "./names.ts";
+import { deletePorts, findPort, listPorts, segmentsInUse, Tag, type TaggedPort } from "./ovs.ts";
 import { withLock } from "./lock.ts";
 import { OVS_TIMEOUT_MS } from "./lock.ts";
 
@@ -26,11 +26,10 @@ async function deleteVeth(name: string): Promise<void> {
 async function removeAttachments(client: OvsdbClient, cfg: OvsplaneConfig, gone: readonly TaggedPort[], podIds: readonly bigint[]): Promise<void> {
   await withLock(client, cfg.bridge, async () => {
     await deletePorts(client, gone.map((p) => p.uuid));
-    const netId = networkId(cfg.name);
-    const remaining = new Set((await listPorts(client, cfg.name)).map((p) => p.externalIds[Tag.Segment]));
+    const remaining = await segmentsInUse(client);
     const ops: FlowOp[] = podIds.map((id) => ({ op: "delete", cookie: podCookie(id), mask: EXACT_MASK }));
     for (const seg of new Set(gone.map((p) => p.externalIds[Tag.Segment]))) {
-      if (seg && !remaining.has(seg)) ops.push({ op: "delete", cookie: segmentCookie(netId, Number(seg)), mask: EXACT_MASK });
+      if (seg && !remaining.has(seg)) ops.push({ op: "delete", cookie: segmentCookie(0n, Number(seg)), mask: SEGMENT_ANY_NETWORK_MASK });
     }
     if (!(await ofSocketAlive(cfg.ofSocket, 1000))) return; // no ovs-vswitchd: it holds no flows either
     await applyFlows(cfg.ofSocket, ops);

@@ -200,3 +200,14 @@ export async function bridgeExists(c: OvsdbClient, bridge: string): Promise<bool
   const [r] = await c.transact([{ op: "select", table: "Bridge", where: byName(bridge), columns: ["_uuid"] }]);
   return r.rows.length > 0;
 }
+
+/** Segments that any ovsplane port on this OVSDB still uses (all networks: they share segment flows). */
+export async function segmentsInUse(c: OvsdbClient): Promise<Set<string>> {
+  const [res] = await c.transact([{ op: "select", table: "Port", where: [], columns: ["external_ids"] }]);
+  const out = new Set<string>();
+  for (const r of res.rows as { external_ids: unknown }[]) {
+    const seg = mapToObject(r.external_ids)[Tag.Segment];
+    if (seg) out.add(String(seg));
+  }
+  return out;
+}

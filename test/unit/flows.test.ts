@@ -158,15 +158,19 @@ test("peer flows: one per peer, each with its own cookie", () => {
   });
   const all = reconcileFlowOps({ cfg: c2, node, ofports: { tunnel: 1, gateway: 2 }, gatewayIP: "10.244.1.1" });
   const adds = all.flatMap((o) => (o.op === "add" ? [o.flow] : []));
-  const peers = adds.filter((f) => parseCookie(f.cookie)?.kind === CookieKind.Peer);
-  assert.is(peers.length, 3);
+  const peerAdds = adds.filter((f) => parseCookie(f.cookie)?.kind === CookieKind.Peer);
+  assert.is(peerAdds.length, 6, "a classifier and a forwarding flow per peer");
+  const peers = peerAdds.filter((f) => f.table === 30);
   for (const [i, p] of c2.peers.entries()) {
     const f = peers[i]!;
+    const cls = peerAdds.find((x) => x.table === 0 && x.match.includes(`tun_src=${p.nodeIP}`));
+    assert.ok(cls, `tunnel accepted from ${p.nodeIP}`);
+    assert.is(cls!.cookie, f.cookie);
     assert.is(f.cookie, peerCookie(netId, ipv4ToBigInt(p.nodeIP)));
     assert.equal(f.match, ["ip", `nw_dst=${p.podCIDR}`]);
     assert.ok(f.actions.includes(`set_field:${p.nodeIP}->tun_dst`));
     assert.is(f.actions[f.actions.length - 1], "output:1");
-    assert.equal(peerFlows(netId, p, 1), [f]);
+    assert.equal(peerFlows(netId, p, 1), [cls!, f]);
   }
   // without a pod: no segment and no pod flows
   assert.not.ok(adds.some((f) => [CookieKind.Segment, CookieKind.Pod].includes(parseCookie(f.cookie)!.kind as 2 | 4)));
@@ -197,7 +201,7 @@ test("counts in the reconcile bundle", () => {
   const kinds = o.flatMap((x) => (x.op === "add" ? [parseCookie(x.flow.cookie)!.kind] : []));
   const count = (k: number) => kinds.filter((x) => x === k).length;
   assert.is(count(CookieKind.Node), nodeFlows({ netId, tunnelPort: 1, gatewayPort: 2, gatewayIP: "10.244.1.1", gatewayMAC: GW_MAC }).length);
-  assert.is(count(CookieKind.Peer), 1);
+  assert.is(count(CookieKind.Peer), 2);
   assert.is(count(CookieKind.Segment), 1);
   assert.is(count(CookieKind.Pod), POD_FLOW_COUNT);
   assert.is(o.filter((x) => x.op === "delete").length, 2);
