@@ -32,6 +32,7 @@ typecheck: node_modules
 	node_modules/.bin/tsc -p .
 
 test: build
+	bash scripts/build-libcni-driver.sh
 	bash scripts/test.sh
 
 unit: node_modules
