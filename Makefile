@@ -7,7 +7,7 @@ DESTDIR ?=
 CNI_BIN_DIR ?= /opt/cni/bin
 CNI_CONF_DIR ?= /etc/cni/net.d
 
-.PHONY: build bundles bin test unit integration bench demo typecheck clean
+.PHONY: build bundles bin test unit integration bench demo typecheck clean install
 
 build: bin bundles
 
@@ -50,3 +50,8 @@ demo: build
 
 clean:
 	rm -rf dist
+
+# For packagers: the executables (and, with CONF_FILE=..., a conflist) under DESTDIR.
+install: bin
+	dist/bin/ovsplanectl install --source dist/bin/ovsplane --bin-dir $(DESTDIR)$(CNI_BIN_DIR) \
+	  --conf-dir $(DESTDIR)$(CNI_CONF_DIR) $(if $(CONF_FILE),--conf-file $(CONF_FILE)) $(INSTALL_FLAGS)
