@@ -57,6 +57,11 @@ function defaultSource(): string | undefined {
   return /^(node|bun)$/.test(basename(exe)) ? undefined : exe;
 }
 
+/** A repeated single-valued flag: the last one wins. */
+function last(v: unknown): string {
+  return String(Array.isArray(v) ? v[v.length - 1] : v);
+}
+
 /** Runs a command body; an error becomes one line on stderr and exit code 1, never a stack trace. */
 function guard(fn: () => void): void {
   try {
@@ -78,24 +83,24 @@ export async function main(argv: string[]): Promise<void> {
       "install the CNI executables into --bin-dir and write a conflist into --conf-dir",
       (y) =>
         y
-          .option("bin-dir", { type: "string", default: "/opt/cni/bin", describe: "where the runtime finds CNI plugins" })
-          .option("conf-dir", { type: "string", default: "/etc/cni/net.d", describe: "where the runtime finds conflists" })
-          .option("source", { type: "string", describe: "the ovsplane executable to copy (default: this executable)" })
-          .option("conf-file", { type: "string", describe: "install this conflist (validated) instead of generating one" })
-          .option("conflist-name", { type: "string", default: "10-ovsplane.conflist", describe: "file name of the conflist" })
-          .option("name", { type: "string", default: "ovsplane", describe: "network name" })
-          .option("cni-version", { type: "string", default: "1.0.0", describe: "cniVersion of the generated conflist" })
-          .option("pod-cidr", { type: "string", describe: "this node's pod range (generates the conflist, or fills --conf-file's)" })
-          .option("pod-cidr-file", { type: "string", describe: "read --pod-cidr from this file (per-node, e.g. written by provisioning)" })
+          .option("bin-dir", { type: "string", coerce: last, default: "/opt/cni/bin", describe: "where the runtime finds CNI plugins" })
+          .option("conf-dir", { type: "string", coerce: last, default: "/etc/cni/net.d", describe: "where the runtime finds conflists" })
+          .option("source", { type: "string", coerce: last, describe: "the ovsplane executable to copy (default: this executable)" })
+          .option("conf-file", { type: "string", coerce: last, describe: "install this conflist (validated) instead of generating one" })
+          .option("conflist-name", { type: "string", coerce: last, default: "10-ovsplane.conflist", describe: "file name of the conflist" })
+          .option("name", { type: "string", coerce: last, default: "ovsplane", describe: "network name" })
+          .option("cni-version", { type: "string", coerce: last, default: "1.0.0", describe: "cniVersion of the generated conflist" })
+          .option("pod-cidr", { type: "string", coerce: last, describe: "this node's pod range (generates the conflist, or fills --conf-file's)" })
+          .option("pod-cidr-file", { type: "string", coerce: last, describe: "read --pod-cidr from this file (per-node, e.g. written by provisioning)" })
           .option("segment", { type: "number", describe: "default segment (VXLAN VNI)" })
-          .option("bridge", { type: "string", describe: "OVS integration bridge" })
-          .option("datapath-type", { type: "string", choices: ["system", "netdev"], describe: "OVS datapath" })
-          .option("ovsdb-socket", { type: "string", describe: "OVSDB endpoint (unix:PATH or tcp:HOST:PORT)" })
-          .option("local-ip", { type: "string", describe: "this node's underlay address (tunnel.localIP; fills --conf-file's too)" })
+          .option("bridge", { type: "string", coerce: last, describe: "OVS integration bridge" })
+          .option("datapath-type", { type: "string", coerce: last, choices: ["system", "netdev"], describe: "OVS datapath" })
+          .option("ovsdb-socket", { type: "string", coerce: last, describe: "OVSDB endpoint (unix:PATH or tcp:HOST:PORT)" })
+          .option("local-ip", { type: "string", coerce: last, describe: "this node's underlay address (tunnel.localIP; fills --conf-file's too)" })
           .option("peer", { type: "string", array: true, describe: "a static peer as NODE_IP=POD_CIDR (repeatable)" })
           .option("mtu", { type: "number", describe: "pod MTU" })
-          .option("ipam-type", { type: "string", default: "ovsplane-ipam", describe: "IPAM plugin" })
-          .option("data-dir", { type: "string", describe: "IPAM lease directory" })
+          .option("ipam-type", { type: "string", coerce: last, default: "ovsplane-ipam", describe: "IPAM plugin" })
+          .option("data-dir", { type: "string", coerce: last, describe: "IPAM lease directory" })
           .option("force", { type: "boolean", default: false, describe: "overwrite a conflist ovsplanectl did not write" })
           .option("dry-run", { type: "boolean", default: false, describe: "show what would be done, change nothing" })
           .example("$0 install --pod-cidr 10.244.1.0/24 --local-ip 198.18.0.1 --peer 198.18.0.2=10.244.2.0/24", "install with a generated conflist")
