@@ -72,6 +72,19 @@ function guard(fn: () => void): void {
   }
 }
 
+/** Waits until SIGTERM or SIGINT, then exits 0. */
+function idle(): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setInterval(() => undefined, 1 << 30);
+    const stop = () => {
+      clearInterval(timer);
+      resolve();
+    };
+    process.once("SIGTERM", stop);
+    process.once("SIGINT", stop);
+  });
+}
+
 /** Runs the CLI with the given arguments. */
 export async function main(argv: string[]): Promise<void> {
   const { default: yargs } = await import("yargs");
@@ -120,6 +133,7 @@ export async function main(argv: string[]): Promise<void> {
       }),
     )
     .command("version", "print the version", {}, () => console.log("ovsplane 0.1.0"))
+    .command("idle", "wait until terminated (the DaemonSet's placeholder until ovsplane-agent)", {}, () => idle())
     .demandCommand(1, "give a command")
     .strict()
     .help()
