@@ -100,6 +100,20 @@ t("ovsplane-ipam works as the IPAM of Debian's bridge plugin", async () => {
   assert.equal(leases("refbridge"), []);
 });
 
+t("a step failing after IPAM rolls everything back, the lease included, and says which step failed", async () => {
+  const pod = await createPod("rollback");
+  await pod.exec(["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "other0"]); // the pod's eth0 is taken
+  const r = await runPlugin({ bin: OVSPLANE, node: N, command: "ADD", containerID: "ctr-rb", netns: pod, path: CNI_PATH, config: conf });
+  assert.is(r.code, 1);
+  assert.match(r.json.msg, /creating the veth pair/);
+  assert.equal(leases(), [], "lease released");
+  const ports = (await N.vsctl("list-ports", "br-int")).split("\n").filter((p) => /^ovsp[0-9a-f]{11}$/.test(p));
+  assert.equal(ports, []);
+  assert.is((await podFlowLines(N)).length, 0);
+  const links = (await N.exec(["ip", "-o", "link"])).stdout.split("\n").filter((l) => /: ovsp[0-9a-f]{11}[@:]/.test(l));
+  assert.equal(links, []);
+});
+
 t("bad input: one CNI error JSON, the right code, nothing changed", async () => {
   const pod = await createPod("bad");
   const cases: [string, Partial<Parameters<typeof runPlugin>[0]>, number][] = [
