@@ -4,6 +4,11 @@ import { spawn } from "node:child_process";
 /** OVSPLANE_TRACE=1 logs every subprocess and its duration to stderr. */
 const TRACE = !!process.env.OVSPLANE_TRACE;
 
+/** Under OVSPLANE_TRACE, logs a step with the milliseconds since the process started. */
+export function trace(step: string): void {
+  if (TRACE) process.stderr.write(`ovsplane trace: at ${performance.now().toFixed(1)} ms: ${step}\n`);
+}
+
 /** What a finished subprocess left behind. */
 export interface ExecResult {
   stdout: string;

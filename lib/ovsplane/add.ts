@@ -1,6 +1,6 @@
 // ADD: veth into the pod, OVS port with tags, segment flows; everything undone if a step fails.
 import { alreadyExists, CniError, Code, invalidConfig, invalidEnv, messageOf, stepFailed, tryAgainLater } from "../errors.ts";
-import { run } from "../exec.ts";
+import { run, trace } from "../exec.ts";
 import { ipBatch, linkExistsHere, netnsExists, ownNetnsPath } from "../netns.ts";
 import { connect, type OvsdbClient } from "../ovsdb.ts";
 import { applyFlows, ofSocketAlive } from "../flows/ofctl.ts";
@@ -25,7 +25,9 @@ export async function add(req: CniRequest): Promise<Result> {
   if (requestedMac !== undefined && !isMac(requestedMac)) throw invalidConfig("runtimeConfig.mac", requestedMac, "not a MAC address");
   if (!netnsExists(req.netns)) throw invalidEnv("CNI_NETNS", req.netns, "no such network namespace");
   if (linkExistsHere(hostName)) throw alreadyExists(`interface ${req.ifname} of container ${req.containerID} (host veth ${hostName})`);
+  trace("config parsed");
   const client = await connect(cfg.ovsdbSocket, { timeoutMs: OVS_TIMEOUT_MS });
+  trace("OVSDB connected");
   const undo: Undo[] = [];
   let step = "checking OVS";
   try {
@@ -34,13 +36,16 @@ export async function add(req: CniRequest): Promise<Result> {
       throw tryAgainLater("ovs-vswitchd", `bridge ${cfg.bridge} does not answer on ${cfg.ofSocket}`);
     }
     step = "IPAM";
+    trace("IPAM");
     const ipam = await delegateIpam(req, "ADD");
     undo.push({ what: "IPAM", fn: () => delegateIpam(req, "DEL") });
     const addr = podAddressing(ipam!);
     let routes = addr.routes;
     step = "reading the underlay";
+    trace("reading the underlay");
     const { localIP, mtu } = await underlay(cfg);
     step = "creating the veth pair";
+    trace("creating the veth pair");
     const mac = (requestedMac as string | undefined) ?? randomMac();
     const hostMac = macFrom(`host/${req.containerID}/${req.ifname}`);
     undo.push({ what: "veth", fn: () => run(["ip", "link", "del", hostName], { allowFail: true }) });
@@ -50,18 +55,21 @@ export async function add(req: CniRequest): Promise<Result> {
     const after = cfg.datapathType === "netdev" ? [["ethtool", "-K", req.ifname, "tx", "off"]] : [];
     await ipBatch(linkCmds, { nsPath: req.netns, then: after });
     step = "adding the OVS port";
+    trace("adding the OVS port");
     const podId = attachmentId(cfg.name, req.containerID, req.ifname);
     const node = nodeSpec(cfg, localIP);
     const tags = portTags(req, cfg, segment, addr.ips.map((i) => i.address).join(","), mac);
     undo.push({ what: "OVS port", fn: () => removePortByName(client, hostName) });
     const ofports = await ensureNode(client, node, { name: hostName, externalIds: tags }, OVS_TIMEOUT_MS);
     step = "configuring the gateway";
+    trace("configuring the gateway");
     const hostCmds = [
       ...addr.gateways.map((g) => `addr replace ${g} dev ${node.gateway.name}`),
       `link set ${node.gateway.name} up`,
       `link set ${hostName} up`,
     ];
     step = "programming flows";
+    trace("programming flows");
     undo.push({ what: "flows", fn: () => applyFlows(cfg.ofSocket, [{ op: "delete", cookie: podCookie(podId), mask: EXACT_MASK }]) });
     await Promise.all([
       ipBatch(hostCmds),
@@ -69,6 +77,7 @@ export async function add(req: CniRequest): Promise<Result> {
         applyFlows(cfg.ofSocket, reconcileFlowOps({ cfg, node, ofports, gatewayIP: addr.gatewayIP, pod: { id: podId, port: ofports.pod!, ip: addr.ipv4, mac, segment } })),
       ),
     ]);
+    trace("done");
     return {
       cniVersion: req.conf.cniVersion,
       interfaces: [{ name: hostName, mac: hostMac }, { name: req.ifname, mac, mtu, sandbox: req.netns }],
