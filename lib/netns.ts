@@ -12,15 +12,17 @@ export interface IpBatchOptions {
   then?: readonly (readonly string[])[];
 }
 
-const SAFE_ARG = /^[A-Za-z0-9_.:\/=,+-]+$/;
+/** One argument quoted for sh. */
+export function shQuote(a: string): string {
+  return /^[A-Za-z0-9_.:\/=,+@%-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
+}
 
 /** Runs `ip -batch -` in the current netns, or inside the netns at nsPath (via nsenter). */
 export function ipBatch(lines: readonly string[], opts: IpBatchOptions = {}): Promise<ExecResult> {
   const ip = ["ip", ...(opts.force ? ["-force"] : []), "-batch", "-"];
   let cmd: string[] = ip;
   if (opts.then?.length) {
-    for (const argv of opts.then) for (const a of argv) if (!SAFE_ARG.test(a)) throw new Error(`unsafe argument ${JSON.stringify(a)}`);
-    cmd = ["sh", "-c", [ip, ...opts.then].map((a) => a.join(" ")).join(" && ")];
+    cmd = ["sh", "-c", [ip, ...opts.then].map((a) => a.map(shQuote).join(" ")).join(" && ")];
   }
   const argv = opts.nsPath ? ["nsenter", `--net=${opts.nsPath}`, ...cmd] : cmd;
   return run(argv, { input: lines.join("\n") + "\n", allowFail: opts.force ?? false });

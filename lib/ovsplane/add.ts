@@ -8,7 +8,7 @@ import { EXACT_MASK, podCookie } from "../flows/pipeline.ts";
 import type { CniRequest, Result } from "../types.ts";
 import { parseConfig, segmentOf, type OvsplaneConfig } from "./config.ts";
 import { delegateIpam } from "./delegate.ts";
-import { attachmentId, hostVethName, isMac, macFrom, randomMac } from "./names.ts";
+import { attachmentId, hostVethName, isMac, macFrom, randomMac, vethAlias } from "./names.ts";
 import { bridgeExists, ensureNode, findPort, Tag } from "./ovs.ts";
 import { nodeSpec, podAddressing, podLinkCommands, podRoutes, reconcileFlowOps } from "./plan.ts";
 import { underlay } from "./underlay.ts";
@@ -52,7 +52,9 @@ export async function add(req: CniRequest): Promise<Result> {
     routes = podRoutes(addr, cfg);
     const linkCmds = podLinkCommands({ ifname: req.ifname, mac, hostName, hostMac, mtu, ownNetns: ownNetnsPath(), addr, routes });
     // The userspace datapath needs TX checksum offload off, or TCP hangs while ping works.
-    const after = cfg.datapathType === "netdev" ? [["ethtool", "-K", req.ifname, "tx", "off"]] : [];
+    // Then, from the pod's netns, tag the host end (back in our netns) so GC finds it even after a crash.
+    const after: string[][] = [["nsenter", `--net=${ownNetnsPath()}`, "ip", "link", "set", hostName, "alias", vethAlias(cfg.name, req.containerID, req.ifname)]];
+    if (cfg.datapathType === "netdev") after.push(["ethtool", "-K", req.ifname, "tx", "off"]);
     await ipBatch(linkCmds, { nsPath: req.netns, then: after });
     step = "adding the OVS port";
     trace("adding the OVS port");

@@ -1,19 +1,19 @@
-// DEL and GC: remove an attachment's flows, port, veth and lease; succeed when they are already gone.
+// DEL: remove an attachment's flows, port, veth and lease; succeed when they are already gone.
 import { CniError, Code, messageOf, tryAgainLater } from "../errors.ts";
 import { run } from "../exec.ts";
 import { connect, type OvsdbClient } from "../ovsdb.ts";
 import { applyFlows, ofSocketAlive } from "../flows/ofctl.ts";
 import { EXACT_MASK, podCookie, SEGMENT_ANY_NETWORK_MASK, segmentCookie, type FlowOp } from "../flows/pipeline.ts";
-import type { Attachment, CniRequest } from "../types.ts";
+import type { CniRequest } from "../types.ts";
 import { parseConfig, type OvsplaneConfig } from "./config.ts";
 import { delegateIpam } from "./delegate.ts";
 import { attachmentId, hostVethName } from "./names.ts";
-import { deletePorts, findPort, listPorts, segmentsInUse, Tag, type TaggedPort } from "./ovs.ts";
+import { deletePorts, findPort, segmentsInUse, Tag, type TaggedPort } from "./ovs.ts";
 import { withLock } from "./lock.ts";
 import { OVS_TIMEOUT_MS } from "./lock.ts";
 
 /** Deletes a host veth (and so its pod end); a missing one is fine. */
-async function deleteVeth(name: string): Promise<void> {
+export async function deleteVeth(name: string): Promise<void> {
   const r = await run(["ip", "link", "del", name], { allowFail: true });
   if (r.code !== 0 && !/Cannot find device|does not exist/i.test(r.stderr)) throw new Error(`ip link del ${name}: ${r.stderr.trim()}`);
 }
@@ -23,7 +23,7 @@ async function deleteVeth(name: string): Promise<void> {
  * empty (told by the remaining ports' tags; no flow dump). Runs under the node lock so a
  * concurrent ADD cannot lose its segment flow.
  */
-async function removeAttachments(client: OvsdbClient, cfg: OvsplaneConfig, gone: readonly TaggedPort[], podIds: readonly bigint[]): Promise<void> {
+export async function removeAttachments(client: OvsdbClient, cfg: OvsplaneConfig, gone: readonly TaggedPort[], podIds: readonly bigint[]): Promise<void> {
   await withLock(client, cfg.bridge, async () => {
     await deletePorts(client, gone.map((p) => p.uuid));
     const remaining = await segmentsInUse(client);
@@ -60,27 +60,4 @@ export async function del(req: CniRequest): Promise<void> {
   await delegateIpam(req, "DEL").catch((e) => errors.push(`IPAM: ${messageOf(e)}`));
   if (ovsDown) throw tryAgainLater("OVSDB", `${ovsDown.message}; the port of ${req.containerID}/${req.ifname} is still to be removed`);
   if (errors.length) throw new CniError(Code.StepFailed, `DEL of ${req.containerID}/${req.ifname} incomplete: ${errors.join("; ")}`);
-}
-
-/** The CNI GC of ovsplane: removes this network's attachments absent from cni.dev/valid-attachments. */
-export async function gc(req: CniRequest): Promise<void> {
-  const cfg = parseConfig(req.conf);
-  const raw = req.conf["cni.dev/valid-attachments"];
-  const valid = new Set((Array.isArray(raw) ? (raw as Attachment[]) : []).map((a) => `${a.containerID}/${a.ifname}`));
-  const errors: string[] = [];
-  const client = await connect(cfg.ovsdbSocket, { timeoutMs: OVS_TIMEOUT_MS });
-  try {
-    const stale = (await listPorts(client, cfg.name)).filter(
-      (p) => !valid.has(`${p.externalIds[Tag.ContainerID]}/${p.externalIds[Tag.Ifname]}`),
-    );
-    const ids = stale.map((p) => attachmentId(cfg.name, p.externalIds[Tag.ContainerID] ?? "", p.externalIds[Tag.Ifname] ?? ""));
-    await removeAttachments(client, cfg, stale, ids).catch((e) => errors.push(`OVS: ${messageOf(e)}`));
-    await Promise.all(stale.map((p) => deleteVeth(p.name).catch((e) => errors.push(`veth ${p.name}: ${messageOf(e)}`))));
-  } catch (e) {
-    errors.push(messageOf(e));
-  } finally {
-    client.close();
-  }
-  await delegateIpam(req, "GC").catch((e) => errors.push(`IPAM: ${messageOf(e)}`));
-  if (errors.length) throw new CniError(Code.StepFailed, `GC incomplete: ${errors.join("; ")}`);
 }

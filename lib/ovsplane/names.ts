@@ -44,3 +44,19 @@ export function randomMac(): string {
 export function isMac(s: unknown): s is string {
   return typeof s === "string" && /^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(s);
 }
+
+/** Prefix of the alias ovsplane writes on the host veths it creates. */
+export const VETH_ALIAS_PREFIX = "ovsplane:";
+
+/** The alias of a host veth: which network and attachment it belongs to. */
+export function vethAlias(network: string, containerID: string, ifname: string): string {
+  return `${VETH_ALIAS_PREFIX}${network}/${containerID}/${ifname}`;
+}
+
+/** Reads a host veth alias back, or undefined when the link is not ours. */
+export function parseVethAlias(alias: string | undefined): { network: string; containerID: string; ifname: string } | undefined {
+  if (!alias?.startsWith(VETH_ALIAS_PREFIX)) return undefined;
+  const [network, containerID, ...rest] = alias.slice(VETH_ALIAS_PREFIX.length).split("/");
+  const ifname = rest.join("/");
+  return network && containerID && ifname ? { network, containerID, ifname } : undefined;
+}

@@ -157,21 +157,16 @@ async function readOfports(c: OvsdbClient, node: NodeSpec, podName?: string): Pr
   return out;
 }
 
-/** Ports of one network on a bridge (found by the network tag). */
-export async function listPorts(c: OvsdbClient, network: string): Promise<TaggedPort[]> {
-  const [res] = await c.transact([
-    {
-      op: "select",
-      table: "Port",
-      where: [["external_ids", "includes", ovsMap({ [Tag.Network]: network })]],
-      columns: ["_uuid", "name", "external_ids"],
-    },
-  ]);
-  return res.rows.map((r: { _uuid: unknown; name: string; external_ids: unknown }) => ({
+/** Pod ports of one network (found by the network tag), or of every network when none is given. */
+export async function listPorts(c: OvsdbClient, network?: string): Promise<TaggedPort[]> {
+  const where = network === undefined ? [] : [["external_ids", "includes", ovsMap({ [Tag.Network]: network })]];
+  const [res] = await c.transact([{ op: "select", table: "Port", where, columns: ["_uuid", "name", "external_ids"] }]);
+  const ports: TaggedPort[] = res.rows.map((r: { _uuid: unknown; name: string; external_ids: unknown }) => ({
     uuid: uuidOf(r._uuid),
     name: r.name,
     externalIds: mapToObject(r.external_ids),
   }));
+  return ports.filter((p) => p.externalIds[Tag.Network] !== undefined);
 }
 
 /** One port by name with its tags and OpenFlow port, or undefined. */

@@ -2,7 +2,8 @@
 import type { Plugin } from "../types.ts";
 import { add } from "./add.ts";
 import { check, status } from "./check.ts";
-import { del, gc } from "./del.ts";
+import { del } from "./del.ts";
+import { gc } from "./gc.ts";
 
 /** CNI_ARGS keys ovsplane understands (host-local's IP is passed on to the IPAM delegate). */
 export const OVSPLANE_ARGS = ["OVSPLANE_SEGMENT", "IP"] as const;

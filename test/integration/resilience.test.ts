@@ -1,5 +1,5 @@
 // One node: STATUS, OVS down on ADD, a /proc/PID/ns/net netns, GC with two networks on one bridge.
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { spawn } from "node:child_process";
 import { suite } from "uvu";
@@ -99,6 +99,23 @@ t("GC removes this network's stale attachments only, and forwards to IPAM", asyn
   if (!pinged) console.log((await N.dumpFlows("br-int")).join("\n"), (await N.exec(["ip", "addr"])).stdout, (await other.pod.exec(["ip", "neigh"])).stdout);
   assert.ok(pinged, "other network still works");
   assert.ok((await podFlowLines(N)).length >= 6 * 2, "flows of the remaining pods kept");
+});
+
+t("GC also removes what a crashed ADD left behind: a tagged veth without a port, pod flows without a port, a lease", async () => {
+  const pod = await createPod("crashed");
+  const host = "ovspdeadbeef001";
+  await pod.exec(["ip", "link", "add", "eth0", "type", "veth", "peer", "name", host, "netns", N.netnsPath]);
+  await N.exec(["ip", "link", "set", host, "alias", "ovsplane:podnet/ctr-crashed/eth0"]);
+  const orphanCookie = "0x6f7604000000dead";
+  await N.ofctl("add-flow", N.ofSocket("br-int"), `table=10,priority=200,cookie=${orphanCookie},in_port=999 actions=drop`);
+  writeFileSync(join(dir, "podnet", "10.244.5.250"), "ctr-crashed\r\neth0", { mode: 0o600 });
+  const gcConf = { ...conf, "cni.dev/valid-attachments": [{ containerID: "ctr-r0", ifname: "eth0" }, { containerID: "ctr-gc-keep", ifname: "eth0" }] };
+  const r = await runPlugin({ bin: OVSPLANE, node: N, command: "GC", path: CNI_PATH, config: gcConf, env: { CNI_CONTAINERID: undefined, CNI_IFNAME: undefined } });
+  assert.is(r.code, 0, r.stdout);
+  assert.is((await N.exec(["ip", "link", "show", host], { allowFail: true })).code, 1, "orphan veth removed");
+  assert.not.ok((await N.dumpFlows("br-int")).some((l) => l.includes(orphanCookie)), "orphan pod flows removed");
+  assert.not.ok(existsSync(join(dir, "podnet", "10.244.5.250")), "orphan lease released");
+  assert.ok((await podFlowLines(N)).length >= 6, "flows of live pods kept");
 });
 
 t.run();

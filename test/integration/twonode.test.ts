@@ -51,6 +51,8 @@ t("the OVS port carries the attachment's tags", async () => {
   for (const want of ["ovsplane-network=podnet", "ovsplane-container-id=ctr-a1", "ovsplane-ifname=eth0", "ovsplane-segment=\"100\"", "ovsplane-pod-name=a1", "ovsplane-pod-namespace=default"]) {
     assert.ok(ids.replace(/"/g, "").includes(want.replace(/"/g, "")), `${want} in ${ids}`);
   }
+  const link = JSON.parse((await A.exec(["ip", "-j", "link", "show", host])).stdout)[0];
+  assert.is(link.ifalias, "ovsplane:podnet/ctr-a1/eth0", "the host veth is tagged too (GC finds it after a crash)");
 });
 
 t("pods of one segment reach each other on one node", async () => {
