@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 
 PKGS=(openvswitch-switch iproute2 iputils-ping ethtool util-linux procps coreutils netcat-openbsd time
-  containernetworking-plugins iptables golang-go golang-github-appc-cni-dev make ca-certificates git)
+  containernetworking-plugins iptables golang-go golang-github-appc-cni-dev make ca-certificates git podman runc busybox-static)
 
 if [[ $(id -u) -ne 0 ]]; then
   echo "setup: run as root (network namespaces, OVS daemons, apt-get)" >&2
