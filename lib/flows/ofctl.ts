@@ -1,6 +1,7 @@
-// Flow changes through ovs-ofctl: one atomic bundle per call, dumps filtered by cookie.
+// Flow changes as one atomic bundle per call (native OpenFlow client, or ovs-ofctl), dumps filtered by cookie.
 import { createConnection } from "node:net";
-import { run } from "../exec.ts";
+import { run, trace } from "../exec.ts";
+import { applyFlowsNative } from "./openflow.ts";
 import { renderBundle } from "./render.ts";
 import { hex, type FlowOp } from "./pipeline.ts";
 
@@ -9,9 +10,18 @@ function target(ofSocket: string): string {
   return ofSocket;
 }
 
-/** Applies changes atomically with one `ovs-ofctl bundle` (OpenFlow 1.4). */
+/**
+ * Applies changes atomically as one OpenFlow 1.4 bundle, over the management socket itself
+ * (lib/flows/openflow.ts), or with one `ovs-ofctl bundle` when OVSPLANE_OFCTL=1 (for debugging).
+ */
 export async function applyFlows(ofSocket: string, ops: readonly FlowOp[]): Promise<void> {
   if (ops.length === 0) return;
+  if (process.env.OVSPLANE_OFCTL !== "1") {
+    trace(`OpenFlow bundle of ${ops.length} changes to ${ofSocket}`);
+    await applyFlowsNative(ofSocket, ops);
+    trace("OpenFlow bundle committed");
+    return;
+  }
   await run(["ovs-ofctl", "-O", "OpenFlow14", "--timeout=5", "bundle", target(ofSocket), "-"], { input: renderBundle(ops) });
 }
 
