@@ -2,7 +2,7 @@
 import { CniError, Code, messageOf, tryAgainLater } from "../errors.ts";
 import { run } from "../exec.ts";
 import { connect, type OvsdbClient } from "../ovsdb.ts";
-import { applyFlows, ofSocketAlive } from "../flows/ofctl.ts";
+import { applyFlows } from "../flows/ofctl.ts";
 import { EXACT_MASK, podCookie, SEGMENT_ANY_NETWORK_MASK, segmentCookie, type FlowOp } from "../flows/pipeline.ts";
 import type { CniRequest } from "../types.ts";
 import { parseConfig, type OvsplaneConfig } from "./config.ts";
@@ -25,14 +25,17 @@ export async function deleteVeth(name: string): Promise<void> {
  */
 export async function removeAttachments(client: OvsdbClient, cfg: OvsplaneConfig, gone: readonly TaggedPort[], podIds: readonly bigint[]): Promise<void> {
   await withLock(client, cfg.bridge, async () => {
-    await deletePorts(client, gone.map((p) => p.uuid));
-    const remaining = await segmentsInUse(client);
+    const remaining = await segmentsInUse(client, new Set(gone.map((p) => p.uuid)));
     const ops: FlowOp[] = podIds.map((id) => ({ op: "delete", cookie: podCookie(id), mask: EXACT_MASK }));
     for (const seg of new Set(gone.map((p) => p.externalIds[Tag.Segment]))) {
       if (seg && !remaining.has(seg)) ops.push({ op: "delete", cookie: segmentCookie(0n, Number(seg)), mask: SEGMENT_ANY_NETWORK_MASK });
     }
-    if (!(await ofSocketAlive(cfg.ofSocket, 1000))) return; // no ovs-vswitchd: it holds no flows either
-    await applyFlows(cfg.ofSocket, ops);
+    // Flows first, while ovs-vswitchd is idle (a port removal keeps it busy for a while).
+    await applyFlows(cfg.ofSocket, ops).catch((e) => {
+      // No ovs-vswitchd: it holds no flows either; the ports still go.
+      if (!(e instanceof CniError && e.code === Code.TryAgainLater)) throw e;
+    });
+    await deletePorts(client, gone.map((p) => p.uuid));
   });
 }
 

@@ -196,13 +196,12 @@ export async function bridgeExists(c: OvsdbClient, bridge: string): Promise<bool
   return r.rows.length > 0;
 }
 
-/** Segments that any ovsplane port on this OVSDB still uses (all networks: they share segment flows). */
-export async function segmentsInUse(c: OvsdbClient): Promise<Set<string>> {
-  const [res] = await c.transact([{ op: "select", table: "Port", where: [], columns: ["external_ids"] }]);
+/** Segments that any ovsplane port still uses, but the excluded ones (all networks: they share segment flows). */
+export async function segmentsInUse(c: OvsdbClient, exclude: ReadonlySet<string> = new Set()): Promise<Set<string>> {
   const out = new Set<string>();
-  for (const r of res.rows as { external_ids: unknown }[]) {
-    const seg = mapToObject(r.external_ids)[Tag.Segment];
-    if (seg) out.add(String(seg));
+  for (const p of await listPorts(c)) {
+    const seg = p.externalIds[Tag.Segment];
+    if (seg && !exclude.has(p.uuid)) out.add(String(seg));
   }
   return out;
 }
