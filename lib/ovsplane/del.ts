@@ -1,6 +1,6 @@
 // DEL: remove an attachment's flows, port, veth and lease; succeed when they are already gone.
 import { CniError, Code, messageOf, tryAgainLater } from "../errors.ts";
-import { run } from "../exec.ts";
+import { run, trace } from "../exec.ts";
 import { connect, type OvsdbClient } from "../ovsdb.ts";
 import { applyFlows } from "../flows/ofctl.ts";
 import { EXACT_MASK, podCookie, SEGMENT_ANY_NETWORK_MASK, segmentCookie, type FlowOp } from "../flows/pipeline.ts";
@@ -35,6 +35,7 @@ export async function removeAttachments(client: OvsdbClient, cfg: OvsplaneConfig
       // No ovs-vswitchd: it holds no flows either; the ports still go.
       if (!(e instanceof CniError && e.code === Code.TryAgainLater)) throw e;
     });
+    trace("flows deleted");
     await deletePorts(client, gone.map((p) => p.uuid));
   });
 }
@@ -48,8 +49,10 @@ export async function del(req: CniRequest): Promise<void> {
   let client: OvsdbClient | undefined;
   // The kernel takes a while to delete a veth: do it while OVS is being cleaned.
   const veth = deleteVeth(hostName).catch((e) => errors.push(`veth: ${messageOf(e)}`));
+  trace("DEL config parsed");
   try {
     client = await connect(cfg.ovsdbSocket, { timeoutMs: OVS_TIMEOUT_MS });
+    trace("OVSDB connected");
     const port = await findPort(client, hostName);
     const ours = port && port.externalIds[Tag.Network] === cfg.name ? [port] : [];
     await removeAttachments(client, cfg, ours, [attachmentId(cfg.name, req.containerID, req.ifname)]);
@@ -59,7 +62,9 @@ export async function del(req: CniRequest): Promise<void> {
   } finally {
     client?.close();
   }
+  trace("OVS cleaned");
   await veth;
+  trace("veth gone");
   await delegateIpam(req, "DEL").catch((e) => errors.push(`IPAM: ${messageOf(e)}`));
   if (ovsDown) throw tryAgainLater("OVSDB", `${ovsDown.message}; the port of ${req.containerID}/${req.ifname} is still to be removed`);
   if (errors.length) throw new CniError(Code.StepFailed, `DEL of ${req.containerID}/${req.ifname} incomplete: ${errors.join("; ")}`);
