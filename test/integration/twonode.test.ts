@@ -147,4 +147,22 @@ t("DEL removes port, veth, flows and lease, and succeeds again and without a net
   assert.is(noNs.code, 0, noNs.stdout);
 });
 
+t("without tunnel.localIP and mtu, ADD takes them from the default-route interface", async () => {
+  await A.exec(["ip", "route", "add", "default", "via", "198.18.0.254", "dev", "br-phy"]);
+  try {
+    const conf = structuredClone(confA) as Record<string, any>;
+    delete conf.tunnel;
+    delete conf.mtu;
+    const p = await addPod(A, conf, "dflt", 100);
+    const mtu = Number((await A.exec(["cat", "/sys/class/net/br-phy/mtu"])).stdout.trim());
+    assert.is(p.result.json.interfaces[1].mtu, mtu - 50);
+    const opts = await A.vsctl("get", "interface", "ovsp-vxlan", "options:local_ip");
+    assert.is(opts.replace(/"/g, ""), "198.18.0.1");
+    assert.ok(await p.pod.ping(pods.b1!.ip, { tries: 5 }), "still crosses the tunnel");
+    assert.is((await delPod(A, conf, p)).code, 0);
+  } finally {
+    await A.exec(["ip", "route", "del", "default"], { allowFail: true });
+  }
+});
+
 t.run();
