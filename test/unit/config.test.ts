@@ -4,6 +4,7 @@ import * as assert from "uvu/assert";
 import { CniError } from "../../lib/errors.ts";
 import { DEFAULTS, MAX_VNI, parseConfig, parseSegment, segmentOf, type OvsplaneConfig } from "../../lib/ovsplane/config.ts";
 import type { CniRequest, NetConf } from "../../lib/types.ts";
+import { fails } from "./helpers.ts";
 
 /** A minimal valid configuration, with overrides. */
 function conf(over: Record<string, unknown> = {}): NetConf {
@@ -16,20 +17,6 @@ function conf(over: Record<string, unknown> = {}): NetConf {
   };
 }
 
-/** Runs fn, expects a CniError with the code, and returns it. */
-function fails(fn: () => unknown, code: number, ...inMsg: string[]): CniError {
-  try {
-    fn();
-  } catch (e) {
-    assert.instance(e, CniError);
-    const err = e as CniError;
-    assert.is(err.code, code, err.message);
-    for (const s of inMsg) assert.ok(err.message.includes(s), `${JSON.stringify(err.message)} should name ${JSON.stringify(s)}`);
-    return err;
-  }
-  assert.unreachable(`expected code ${code} naming ${inMsg.join(", ")}`);
-  throw new Error("unreachable");
-}
 
 /** Expects parseConfig to refuse with code 7 naming the field and value. */
 function refuses(over: Record<string, unknown>, field: string, value?: string): CniError {

@@ -5,6 +5,7 @@ import { CniError } from "../../lib/errors.ts";
 import { buildRequest, dispatch, validateIfname } from "../../lib/skel.ts";
 import { CURRENT_VERSION, SUPPORTED_VERSIONS } from "../../lib/version.ts";
 import type { CniRequest, Plugin, Result } from "../../lib/types.ts";
+import { fails } from "./helpers.ts";
 
 type Cmd = CniRequest["command"];
 
@@ -18,19 +19,6 @@ function build(command: Cmd, env: Record<string, string | undefined> = {}, text 
   return buildRequest(command, { ...ENV, ...env }, text, known);
 }
 
-function fails(fn: () => unknown, code: number, ...inMsg: string[]): CniError {
-  try {
-    fn();
-  } catch (e) {
-    assert.instance(e, CniError);
-    const err = e as CniError;
-    assert.is(err.code, code, err.message);
-    for (const s of inMsg) assert.ok(err.message.includes(s), `${JSON.stringify(err.message)} should name ${JSON.stringify(s)}`);
-    return err;
-  }
-  assert.unreachable(`expected code ${code}`);
-  throw new Error("unreachable");
-}
 
 // ---- buildRequest ----
 
