@@ -2,29 +2,19 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { join } from "node:path";
-import { CniError } from "../../lib/errors.ts";
 import { run } from "../../lib/exec.ts";
 import { podFlows, type PodFlowSpec } from "../../lib/flows/builders.ts";
 import { applyFlowsNative } from "../../lib/flows/openflow.ts";
 import { EXACT_MASK, podCookie, type Flow, type FlowOp } from "../../lib/flows/pipeline.ts";
 import { renderBundle, renderFlow } from "../../lib/flows/render.ts";
-import { parseConfig } from "../../lib/ovsplane/config.ts";
 import type { NodeSpec } from "../../lib/ovsplane/ovs.ts";
 import { reconcileFlowOps } from "../../lib/ovsplane/plan.ts";
 import { createNode, teardownAll, type SimNode } from "../harness/testbed.ts";
+import { expectCode, net1Config } from "../unit/helpers.ts";
 
 const t = suite<{ n: SimNode; setupError?: unknown }>("openflow", { n: undefined as unknown as SimNode });
 
-const cfg = parseConfig({
-  cniVersion: "1.1.0",
-  name: "net1",
-  type: "ovsplane",
-  peers: [
-    { nodeIP: "198.18.0.2", podCIDR: "10.244.2.0/24" },
-    { nodeIP: "198.18.0.3", podCIDR: "10.244.3.0/24" },
-  ],
-  ipam: { type: "ovsplane-ipam", ranges: [[{ subnet: "10.244.1.0/24" }]] },
-});
+const cfg = net1Config(2);
 const node: NodeSpec = {
   bridge: "br-int",
   datapathType: "netdev",
@@ -46,18 +36,6 @@ async function dump(n: SimNode, br: string): Promise<string[]> {
   return (await n.dumpFlows(br)).sort();
 }
 
-async function expectCode(p: Promise<unknown>, code: number, re?: RegExp): Promise<CniError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.instance(e, CniError);
-    const err = e as CniError;
-    assert.is(err.code, code, err.message);
-    if (re) assert.match(err.message, re);
-    return err;
-  }
-  throw new assert.Assertion({ message: `expected a code ${code} error`, expects: code, actual: "resolved", operator: "throws" });
-}
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 

@@ -6,7 +6,7 @@ import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { run } from "../../lib/exec.ts";
-import { CniError } from "../../lib/errors.ts";
+import { expectCode } from "../unit/helpers.ts";
 import {
   connect, mapToObject, namedUuid, ovsMap, ovsSet, OvsdbError, setToArray, uuid, uuidOf, waitForCurCfg, type OvsdbClient,
 } from "../../lib/ovsdb.ts";
@@ -46,18 +46,6 @@ function alive(pid: number): boolean {
   }
 }
 
-async function expectCode(p: Promise<unknown>, code: number, re?: RegExp): Promise<CniError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.instance(e, CniError);
-    const err = e as CniError;
-    assert.is(err.code, code, err.message);
-    if (re) assert.match(err.message, re);
-    return err;
-  }
-  throw new assert.Assertion({ message: `expected a code ${code} error`, expects: code, actual: "resolved", operator: "throws" });
-}
 
 // uvu swallows an error thrown by before(): keep it and fail every test with it instead.
 t.before(async (ctx) => {

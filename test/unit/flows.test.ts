@@ -27,16 +27,11 @@ import { parseConfig } from "../../lib/ovsplane/config.ts";
 import { networkId } from "../../lib/ovsplane/names.ts";
 import { reconcileFlowOps } from "../../lib/ovsplane/plan.ts";
 import type { NodeSpec } from "../../lib/ovsplane/ovs.ts";
+import { net1Config } from "./helpers.ts";
 
 const GOLDEN = fileURLToPath(new URL("./golden/flows-reconcile.txt", import.meta.url));
 
-const cfg = parseConfig({
-  cniVersion: "1.1.0",
-  name: "net1",
-  type: "ovsplane",
-  peers: [{ nodeIP: "198.18.0.2", podCIDR: "10.244.2.0/24" }],
-  ipam: { type: "ovsplane-ipam", ranges: [[{ subnet: "10.244.1.0/24" }]] },
-});
+const cfg = net1Config(1);
 const GW_MAC = "0a:58:0a:f4:01:01";
 const node: NodeSpec = {
   bridge: "br-int",

@@ -1,6 +1,7 @@
 // Shared unit-test helpers.
 import * as assert from "uvu/assert";
 import { CniError } from "../../lib/errors.ts";
+import { parseConfig, type OvsplaneConfig } from "../../lib/ovsplane/config.ts";
 
 /** Runs fn, expects a CniError with the code whose message names every inMsg, and returns it. */
 export function fails(fn: () => unknown, code: number, ...inMsg: string[]): CniError {
@@ -15,4 +16,29 @@ export function fails(fn: () => unknown, code: number, ...inMsg: string[]): CniE
   }
   assert.unreachable(`expected code ${code} naming ${inMsg.join(", ")}`);
   throw new Error("unreachable");
+}
+
+/** Awaits p, expects a CniError with the code (and message matching re), and returns it. */
+export async function expectCode(p: Promise<unknown>, code: number, re?: RegExp): Promise<CniError> {
+  try {
+    await p;
+  } catch (e) {
+    assert.instance(e, CniError);
+    const err = e as CniError;
+    assert.is(err.code, code, err.message);
+    if (re) assert.match(err.message, re);
+    return err;
+  }
+  throw new assert.Assertion({ message: `expected a code ${code} error`, expects: code, actual: "resolved", operator: "throws" });
+}
+
+/** The fixture network "net1": node range 10.244.1.0/24 and n peers 198.18.0.(2+i) with 10.244.(2+i).0/24. */
+export function net1Config(peers = 1): OvsplaneConfig {
+  return parseConfig({
+    cniVersion: "1.1.0",
+    name: "net1",
+    type: "ovsplane",
+    peers: Array.from({ length: peers }, (_, i) => ({ nodeIP: `198.18.0.${2 + i}`, podCIDR: `10.244.${2 + i}.0/24` })),
+    ipam: { type: "ovsplane-ipam", ranges: [[{ subnet: "10.244.1.0/24" }]] },
+  });
 }

@@ -11,9 +11,9 @@ import {
 } from "../../lib/flows/openflow.ts";
 import { encodeInstructions, encodeMatch } from "../../lib/flows/oxm.ts";
 import { EXACT_MASK, type Flow, type FlowOp } from "../../lib/flows/pipeline.ts";
-import { parseConfig } from "../../lib/ovsplane/config.ts";
 import type { NodeSpec } from "../../lib/ovsplane/ovs.ts";
 import { reconcileFlowOps } from "../../lib/ovsplane/plan.ts";
+import { net1Config } from "./helpers.ts";
 
 // The golden reconcile bundle of flows.test.ts (test/unit/golden/flows-reconcile.txt), as the flow mods
 // `ovs-ofctl -O OpenFlow14 bundle` 3.1 sent for it (captured through a logging proxy; xid set to 0).
@@ -45,13 +45,7 @@ const OFCTL_FLOW_MODS = [
   "050e00a8000000006f7604000000123400000000000000001e000000000000c8ffffffffffffffffffffffff000000000001001280000a020800800018040af40105000000000000000400580000000000190010800008060a580af40101000000190010800006060a580af401050000ffff0018000023200007001f000102040000000000000064ffff0018000023200007001f0001040400000000000000050001000828000000",
 ];
 
-const cfg = parseConfig({
-  cniVersion: "1.1.0",
-  name: "net1",
-  type: "ovsplane",
-  peers: [{ nodeIP: "198.18.0.2", podCIDR: "10.244.2.0/24" }],
-  ipam: { type: "ovsplane-ipam", ranges: [[{ subnet: "10.244.1.0/24" }]] },
-});
+const cfg = net1Config(1);
 const node: NodeSpec = {
   bridge: "br-int",
   datapathType: "system",

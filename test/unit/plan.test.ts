@@ -6,17 +6,9 @@ import { parseConfig } from "../../lib/ovsplane/config.ts";
 import { attachmentId, GATEWAY_PORT, hostVethName, isMac, macFrom, networkId, randomMac, tunnelPortName } from "../../lib/ovsplane/names.ts";
 import { nodeSpec, podAddressing, podLinkCommands, podRoutes } from "../../lib/ovsplane/plan.ts";
 import type { Result } from "../../lib/types.ts";
+import { net1Config } from "./helpers.ts";
 
-const cfg = parseConfig({
-  cniVersion: "1.1.0",
-  name: "net1",
-  type: "ovsplane",
-  peers: [
-    { nodeIP: "198.18.0.2", podCIDR: "10.244.2.0/24" },
-    { nodeIP: "198.18.0.3", podCIDR: "10.244.3.0/24" },
-  ],
-  ipam: { type: "ovsplane-ipam", ranges: [[{ subnet: "10.244.1.0/24" }]] },
-});
+const cfg = net1Config(2);
 
 function ipam(over: Partial<Result> = {}): Result {
   return { cniVersion: "1.1.0", ips: [{ address: "10.244.1.5/24", gateway: "10.244.1.1", interface: 0 }], routes: [{ dst: "0.0.0.0/0" }], ...over };
