@@ -1,6 +1,7 @@
 // The one OVSDB client (RFC 7047 JSON-RPC over unix:/tcp:) for short CNI processes: transact, lock, wait for cur_cfg.
 import { createConnection, type Socket } from "node:net";
-import { CniError, Code, invalidConfig, messageOf, tryAgainLater } from "./errors.ts";
+import { parseEndpoint, type Endpoint } from "./endpoint.ts";
+import { CniError, Code, messageOf, tryAgainLater } from "./errors.ts";
 import { JsonSplitter } from "./jsonstream.ts";
 
 /** The database every transaction goes to. */
@@ -46,15 +47,6 @@ interface Pending {
   timer: NodeJS.Timeout;
 }
 
-type Target = { path: string } | { host: string; port: number };
-
-function parseEndpoint(endpoint: string): Target {
-  if (/^unix:./.test(endpoint)) return { path: endpoint.slice(5) };
-  const m = /^tcp:(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(endpoint);
-  const port = Number(m?.[3]);
-  if (m && port > 0 && port < 65536) return { host: (m[1] ?? m[2])!, port };
-  throw invalidConfig("OVSDB endpoint", endpoint, "expected unix:PATH or tcp:HOST:PORT");
-}
 
 /**
  * Connects to OVSDB at `unix:/path` or `tcp:HOST:PORT` (`tcp:[v6]:PORT`). A missing socket, a
@@ -63,9 +55,9 @@ function parseEndpoint(endpoint: string): Target {
  */
 export function connect(endpoint: string, opts: { timeoutMs?: number } = {}): Promise<OvsdbClient> {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  let target: Target;
+  let target: Endpoint;
   try {
-    target = parseEndpoint(endpoint);
+    target = parseEndpoint("OVSDB endpoint", endpoint);
   } catch (e) {
     return Promise.reject(e);
   }

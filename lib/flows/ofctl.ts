@@ -1,14 +1,10 @@
 // Flow changes as one atomic bundle per call (native OpenFlow client, or ovs-ofctl), dumps filtered by cookie.
 import { createConnection } from "node:net";
+import { parseEndpoint } from "../endpoint.ts";
 import { run, trace } from "../exec.ts";
 import { applyFlowsNative } from "./openflow.ts";
 import { renderBundle } from "./render.ts";
 import { hex, type FlowOp } from "./pipeline.ts";
-
-/** ovs-ofctl's name for an endpoint ("unix:/x" stays, "tcp:h:p" stays). */
-function target(ofSocket: string): string {
-  return ofSocket;
-}
 
 /**
  * Applies changes atomically as one OpenFlow 1.4 bundle, over the management socket itself
@@ -22,13 +18,13 @@ export async function applyFlows(ofSocket: string, ops: readonly FlowOp[]): Prom
     trace("OpenFlow bundle committed");
     return;
   }
-  await run(["ovs-ofctl", "-O", "OpenFlow14", "--timeout=5", "bundle", target(ofSocket), "-"], { input: renderBundle(ops) });
+  await run(["ovs-ofctl", "-O", "OpenFlow14", "--timeout=5", "bundle", ofSocket, "-"], { input: renderBundle(ops) });
 }
 
 /** Dumps flows whose cookie matches under the mask; lines as ovs-ofctl prints them (stats removed). */
 export async function dumpFlows(ofSocket: string, cookie: bigint, mask: bigint): Promise<string[]> {
   const r = await run([
-    "ovs-ofctl", "-O", "OpenFlow13", "--timeout=5", "--no-stats", "dump-flows", target(ofSocket), `cookie=${hex(cookie)}/${hex(mask)}`,
+    "ovs-ofctl", "-O", "OpenFlow13", "--timeout=5", "--no-stats", "dump-flows", ofSocket, `cookie=${hex(cookie)}/${hex(mask)}`,
   ]);
   return r.stdout.split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("OFPST_") && !l.startsWith("NXST_"));
 }
@@ -36,10 +32,7 @@ export async function dumpFlows(ofSocket: string, cookie: bigint, mask: bigint):
 /** True when something (ovs-vswitchd) accepts connections on the OpenFlow endpoint within the timeout. */
 export function ofSocketAlive(ofSocket: string, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const m = /^tcp:(.+):(\d+)$/.exec(ofSocket);
-    const sock = m
-      ? createConnection({ host: m[1]!.replace(/^\[|\]$/g, ""), port: Number(m[2]) })
-      : createConnection({ path: ofSocket.replace(/^unix:/, "") });
+    const sock = createConnection(parseEndpoint("ofSocket", ofSocket));
     const done = (ok: boolean) => {
       clearTimeout(timer);
       sock.destroy();

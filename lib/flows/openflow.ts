@@ -1,6 +1,7 @@
 // Flow changes straight over the OpenFlow management socket: one atomic OpenFlow 1.4 bundle, no ovs-ofctl spawn.
 import { createConnection } from "node:net";
-import { CniError, Code, invalidConfig, messageOf, tryAgainLater } from "../errors.ts";
+import { parseEndpoint, type Endpoint } from "../endpoint.ts";
+import { CniError, Code, messageOf, tryAgainLater } from "../errors.ts";
 import { encodeInstructions, encodeMatch, NX_VENDOR_ID } from "./oxm.ts";
 import { hex, type FlowOp } from "./pipeline.ts";
 import { renderFlow } from "./render.ts";
@@ -116,13 +117,6 @@ export interface NativeOptions {
   timeoutMs?: number;
 }
 
-function target(ofSocket: string): { path: string } | { host: string; port: number } {
-  if (/^unix:./.test(ofSocket)) return { path: ofSocket.slice(5) };
-  const m = /^tcp:(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(ofSocket);
-  if (m && Number(m[3]) > 0 && Number(m[3]) < 65536) return { host: (m[1] ?? m[2])!, port: Number(m[3]) };
-  throw invalidConfig("ofSocket", ofSocket, "expected unix:PATH or tcp:HOST:PORT");
-}
-
 /**
  * Applies `ops` to the switch at `ofSocket` (`unix:/path` or `tcp:HOST:PORT`) as ONE atomic, ordered
  * OpenFlow 1.4 bundle, the way `ovs-ofctl bundle` does: HELLO, BUNDLE_CONTROL open, one
@@ -140,9 +134,9 @@ export function applyFlowsNative(ofSocket: string, ops: readonly FlowOp[], opts:
   const BARRIER = FIRST + ops.length;
   const COMMIT = BARRIER + 1;
   let first: Buffer;
-  let to: ReturnType<typeof target>;
+  let to: Endpoint;
   try {
-    to = target(ofSocket);
+    to = parseEndpoint("ofSocket", ofSocket);
     const adds = ops.map((op, i) => bundleAdd(FIRST + i, bundleId, encodeFlowMod(op, FIRST + i)));
     first = Buffer.concat([helloMessage(HELLO), bundleControl(OPEN, bundleId, BundleCtrl.OpenRequest), ...adds, ofMessage(OFPT.BarrierRequest, BARRIER)]);
   } catch (e) {

@@ -1,5 +1,6 @@
 // Parsing and validation of the ovsplane network configuration (pure: no host access).
 import { dirname } from "node:path";
+import { parseEndpoint } from "../endpoint.ts";
 import { invalidConfig, invalidEnv } from "../errors.ts";
 import { cidrsOverlap, parseCidr } from "../ip.ts";
 import type { CniRequest, NetConf } from "../types.ts";
@@ -54,9 +55,9 @@ function str(conf: NetConf, key: string, dflt: string): string {
 }
 
 function endpoint(field: string, v: string): string {
-  if (/^unix:\/./.test(v)) return v;
-  if (/^tcp:[^:]+:\d{1,5}$/.test(v) || /^tcp:\[[0-9a-fA-F:.]+\]:\d{1,5}$/.test(v)) return v;
-  throw invalidConfig(field, v, "must be unix:/PATH or tcp:HOST:PORT");
+  const e = parseEndpoint(field, v);
+  if ("path" in e && !e.path.startsWith("/")) throw invalidConfig(field, v, "a unix: endpoint needs an absolute path");
+  return v;
 }
 
 /** Parses a segment number (VNI) from a config or CNI_ARGS value. */
