@@ -1,6 +1,6 @@
 // ovsplanectl install: copy the executable (temp name, then rename) and write a validated, marked conflist.
 import { createHash } from "node:crypto";
-import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, renameSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseConfig } from "../ovsplane/config.ts";
 import type { NetConf } from "../types.ts";
@@ -105,13 +105,4 @@ export function install(o: InstallOptions): Action[] {
     }
   }
   return actions;
-}
-
-/** Removes a leftover temporary file, ignoring errors. */
-export function removeQuietly(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch {
-    /* gone */
-  }
 }

@@ -9,7 +9,7 @@ import type { CniRequest, Result } from "../types.ts";
 import { parseConfig, segmentOf, type OvsplaneConfig } from "./config.ts";
 import { delegateIpam } from "./delegate.ts";
 import { attachmentId, hostVethName, isMac, macFrom, randomMac, vethAlias } from "./names.ts";
-import { bridgeExists, ensureNode, findPort, Tag } from "./ovs.ts";
+import { deletePorts, ensureNode, findPort, preflight, Tag } from "./ovs.ts";
 import { nodeSpec, podAddressing, podLinkCommands, podRoutes, reconcileFlowOps } from "./plan.ts";
 import { underlay } from "./underlay.ts";
 import { OVS_TIMEOUT_MS, withLock } from "./lock.ts";
@@ -30,48 +30,43 @@ export async function add(req: CniRequest): Promise<Result> {
   trace("OVSDB connected");
   const undo: Undo[] = [];
   let step = "checking OVS";
+  /** Names the step a failure will be reported in (and traces it). */
+  const at = (s: string) => trace((step = s));
   try {
-    if (await findPort(client, hostName)) throw alreadyExists(`OVS port ${hostName} of container ${req.containerID}/${req.ifname}`);
-    if ((await bridgeExists(client, cfg.bridge)) && !(await ofSocketAlive(cfg.ofSocket, OVS_TIMEOUT_MS))) {
+    const found = await preflight(client, hostName, cfg.bridge);
+    if (found.port) throw alreadyExists(`OVS port ${hostName} of container ${req.containerID}/${req.ifname}`);
+    if (found.bridge && !(await ofSocketAlive(cfg.ofSocket, OVS_TIMEOUT_MS))) {
       throw tryAgainLater("ovs-vswitchd", `bridge ${cfg.bridge} does not answer on ${cfg.ofSocket}`);
     }
-    step = "IPAM";
-    trace("IPAM");
+    at("IPAM");
     const ipam = await delegateIpam(req, "ADD");
     undo.push({ what: "IPAM", fn: () => delegateIpam(req, "DEL") });
     const addr = podAddressing(ipam!);
-    let routes = addr.routes;
-    step = "reading the underlay";
-    trace("reading the underlay");
+    at("reading the underlay");
     const { localIP, mtu } = await underlay(cfg);
-    step = "creating the veth pair";
-    trace("creating the veth pair");
+    at("creating the veth pair");
     const mac = (requestedMac as string | undefined) ?? randomMac();
     const hostMac = macFrom(`host/${req.containerID}/${req.ifname}`);
     undo.push({ what: "veth", fn: () => run(["ip", "link", "del", hostName], { allowFail: true }) });
-    routes = podRoutes(addr, cfg);
+    const routes = podRoutes(addr, cfg);
     const linkCmds = podLinkCommands({ ifname: req.ifname, mac, hostName, hostMac, mtu, ownNetns: ownNetnsPath(), addr, routes });
     // The userspace datapath needs TX checksum offload off, or TCP hangs while ping works.
     // Then, from the pod's netns, tag the host end (back in our netns) so GC finds it even after a crash.
     const after: string[][] = [["nsenter", `--net=${ownNetnsPath()}`, "ip", "link", "set", hostName, "alias", vethAlias(cfg.name, req.containerID, req.ifname)]];
     if (cfg.datapathType === "netdev") after.push(["ethtool", "-K", req.ifname, "tx", "off"]);
     await ipBatch(linkCmds, { nsPath: req.netns, then: after });
-    step = "adding the OVS port";
-    trace("adding the OVS port");
+    at("adding the OVS port");
     const podId = attachmentId(cfg.name, req.containerID, req.ifname);
     const node = nodeSpec(cfg, localIP);
     const tags = portTags(req, cfg, segment, addr.ips.map((i) => i.address).join(","), mac);
     undo.push({ what: "OVS port", fn: () => removePortByName(client, hostName) });
     const ofports = await ensureNode(client, node, { name: hostName, externalIds: tags }, OVS_TIMEOUT_MS);
-    step = "configuring the gateway";
-    trace("configuring the gateway");
+    at("configuring the gateway and programming flows");
     const hostCmds = [
       ...addr.gateways.map((g) => `addr replace ${g} dev ${node.gateway.name}`),
       `link set ${node.gateway.name} up`,
       `link set ${hostName} up`,
     ];
-    step = "programming flows";
-    trace("programming flows");
     undo.push({ what: "flows", fn: () => applyFlows(cfg.ofSocket, [{ op: "delete", cookie: podCookie(podId), mask: EXACT_MASK }]) });
     await Promise.all([
       ipBatch(hostCmds),
@@ -121,8 +116,5 @@ function portTags(req: CniRequest, cfg: OvsplaneConfig, segment: number, ips: st
 
 async function removePortByName(client: OvsdbClient, name: string): Promise<void> {
   const p = await findPort(client, name);
-  if (p) {
-    const { deletePorts } = await import("./ovs.ts");
-    await deletePorts(client, [p.uuid]);
-  }
+  if (p) await deletePorts(client, [p.uuid]);
 }

@@ -1,5 +1,5 @@
 // Deterministic names, MACs and ids of what ovsplane creates, derived from what it belongs to.
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 
 function sha(s: string): string {
   return createHash("sha256").update(s).digest("hex");
@@ -28,16 +28,19 @@ export function networkId(network: string): bigint {
   return BigInt(`0x${sha(network).slice(0, 2)}`);
 }
 
+/** Five bytes behind 0x0a (locally administered, unicast) as a MAC. */
+function localMac(bytes: Iterable<number>): string {
+  return [0x0a, ...bytes].map((b) => b.toString(16).padStart(2, "0")).join(":");
+}
+
 /** A locally administered unicast MAC derived from a seed. */
 export function macFrom(seed: string): string {
-  const h = sha(seed);
-  const bytes = [0x0a, ...[0, 2, 4, 6, 8].map((i) => parseInt(h.slice(i, i + 2), 16))];
-  return bytes.map((b) => b.toString(16).padStart(2, "0")).join(":");
+  return localMac(createHash("sha256").update(seed).digest().subarray(0, 5));
 }
 
 /** A fresh random locally administered unicast MAC (for a pod interface). */
 export function randomMac(): string {
-  return macFrom(`${process.pid}/${Date.now()}/${Math.random()}`);
+  return localMac(randomBytes(5));
 }
 
 /** True for a MAC written as six hex pairs. */

@@ -190,6 +190,15 @@ export async function deletePorts(c: OvsdbClient, portUuids: readonly string[]):
   await c.transact([{ op: "mutate", table: "Bridge", where: [], mutations: [["ports", "delete", ["set", refs]]] }]);
 }
 
+/** In one round trip: whether a port of that name exists, and whether the bridge does. */
+export async function preflight(c: OvsdbClient, portName: string, bridge: string): Promise<{ port: boolean; bridge: boolean }> {
+  const [p, b] = await c.transact([
+    { op: "select", table: "Port", where: byName(portName), columns: ["_uuid"] },
+    { op: "select", table: "Bridge", where: byName(bridge), columns: ["_uuid"] },
+  ]);
+  return { port: p.rows.length > 0, bridge: b.rows.length > 0 };
+}
+
 /** True when the bridge exists in OVSDB. */
 export async function bridgeExists(c: OvsdbClient, bridge: string): Promise<boolean> {
   const [r] = await c.transact([{ op: "select", table: "Bridge", where: byName(bridge), columns: ["_uuid"] }]);
