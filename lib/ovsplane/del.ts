@@ -9,8 +9,7 @@ import { parseConfig, type OvsplaneConfig } from "./config.ts";
 import { delegateIpam } from "./delegate.ts";
 import { attachmentId, hostVethName } from "./names.ts";
 import { deletePorts, findPort, segmentsInUse, Tag, type TaggedPort } from "./ovs.ts";
-import { withLock } from "./lock.ts";
-import { OVS_TIMEOUT_MS } from "./lock.ts";
+import { OVS_TIMEOUT_MS, withLock } from "./lock.ts";
 
 /** Deletes a host veth (and so its pod end); a missing one is fine. */
 export async function deleteVeth(name: string): Promise<void> {

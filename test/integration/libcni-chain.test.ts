@@ -86,16 +86,22 @@ const CACHE = () => join(N.runDir, "cni-cache", "results");
 const cached = (id: string) => (existsSync(CACHE()) ? readdirSync(CACHE()).filter((f) => f.includes(id)) : []);
 
 /** OVS ports on br-int tagged with this container ID. */
+/** A pod and a libcni driver bound to it, the chained conflist, the port mapping and IPv4-only plugins. */
+async function chainPod(name: string): Promise<{ id: string; pod: SimPod; run: (command: "add" | "check" | "del") => ReturnType<typeof runDriver> }> {
+  const conf = conflist();
+  const id = `ctr-${name}`;
+  const pod = await createPod(name);
+  const run = (command: "add" | "check" | "del") =>
+    runDriver({ node: N, command, conflist: conf, containerID: id, netns: pod, path: PATH, args: args(name, id), capArgs, env: ipv4OnlyEnv() });
+  return { id, pod, run };
+}
+
 async function portsOf(containerID: string): Promise<string> {
   return N.vsctl("--columns=name", "--bare", "find", "Interface", `external_ids:ovsplane-container-id=${containerID}`);
 }
 
 t("ADD, CHECK, DEL of ovsplane + tuning + portmap through libcni with the result cache", async () => {
-  const conf = conflist();
-  const id = "ctr-chain";
-  const pod = await createPod("chain");
-  const run = (command: "add" | "check" | "del") =>
-    runDriver({ node: N, command, conflist: conf, containerID: id, netns: pod, path: PATH, args: args("chain", id), capArgs, env: ipv4OnlyEnv() });
+  const { id, pod, run } = await chainPod("chain");
 
   const add = await run("add");
   assert.is(add.code, 0, `ADD: ${add.stdout} ${add.stderr}`);
@@ -167,11 +173,7 @@ t("ADD, CHECK, DEL of ovsplane + tuning + portmap through libcni with the result
 });
 
 t("CHECK fails when the pod's sysctl, DNAT chain or address no longer match the cached prevResult", async () => {
-  const conf = conflist();
-  const id = "ctr-chain2";
-  const pod = await createPod("chain2");
-  const run = (command: "add" | "check" | "del") =>
-    runDriver({ node: N, command, conflist: conf, containerID: id, netns: pod, path: PATH, args: args("chain2", id), capArgs, env: ipv4OnlyEnv() });
+  const { id, pod, run } = await chainPod("chain2");
   try {
     const add = await run("add");
     assert.is(add.code, 0, `ADD: ${add.stdout} ${add.stderr}`);

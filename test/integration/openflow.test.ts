@@ -7,21 +7,15 @@ import { podFlows, type PodFlowSpec } from "../../lib/flows/builders.ts";
 import { applyFlowsNative } from "../../lib/flows/openflow.ts";
 import { EXACT_MASK, podCookie, type Flow, type FlowOp } from "../../lib/flows/pipeline.ts";
 import { renderBundle, renderFlow } from "../../lib/flows/render.ts";
-import type { NodeSpec } from "../../lib/ovsplane/ovs.ts";
 import { reconcileFlowOps } from "../../lib/ovsplane/plan.ts";
 import { createNode, teardownAll, type SimNode } from "../harness/testbed.ts";
-import { expectCode, net1Config } from "../unit/helpers.ts";
+import { expectCode, net1Config, NET1_NODE, NET1_POD } from "../unit/helpers.ts";
 
 const t = suite<{ n: SimNode; setupError?: unknown }>("openflow", { n: undefined as unknown as SimNode });
 
 const cfg = net1Config(2);
-const node: NodeSpec = {
-  bridge: "br-int",
-  datapathType: "netdev",
-  tunnel: { name: "ovsp-vxlan", localIP: "198.18.0.1", dstPort: 4789 },
-  gateway: { name: "ovsplane-gw", mac: "0a:58:0a:f4:01:01" },
-};
-const podA: PodFlowSpec = { id: 0x1234n, port: 5, ip: "10.244.1.5", mac: "0a:58:0a:f4:01:05", segment: 100 };
+const node = NET1_NODE;
+const podA = NET1_POD;
 const podB: PodFlowSpec = { id: 0x5678n, port: 6, ip: "10.244.1.6", mac: "0a:58:0a:f4:01:06", segment: 200 };
 const reconcile = (pod: PodFlowSpec) => reconcileFlowOps({ cfg, node, ofports: { tunnel: 1, gateway: 2 }, gatewayIP: "10.244.1.1", pod });
 /** Two bundles: node, peers and pod A; then everything again with pod B, and pod A deleted by its cookie. */

@@ -3,7 +3,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { nodeFlows, peerFlows, podFlows, segmentFlows, ipv4ToBigInt, type PodFlowSpec } from "../../lib/flows/builders.ts";
+import { nodeFlows, peerFlows, podFlows, segmentFlows, ipv4ToBigInt } from "../../lib/flows/builders.ts";
 import {
   cookie,
   COOKIE_MAGIC,
@@ -26,20 +26,14 @@ import { POD_FLOW_COUNT } from "../../lib/ovsplane/check.ts";
 import { parseConfig } from "../../lib/ovsplane/config.ts";
 import { networkId } from "../../lib/ovsplane/names.ts";
 import { reconcileFlowOps } from "../../lib/ovsplane/plan.ts";
-import type { NodeSpec } from "../../lib/ovsplane/ovs.ts";
-import { net1Config } from "./helpers.ts";
+import { net1Config, NET1_NODE, NET1_POD } from "./helpers.ts";
 
 const GOLDEN = fileURLToPath(new URL("./golden/flows-reconcile.txt", import.meta.url));
 
 const cfg = net1Config(1);
 const GW_MAC = "0a:58:0a:f4:01:01";
-const node: NodeSpec = {
-  bridge: "br-int",
-  datapathType: "system",
-  tunnel: { name: "ovsp-vxlan", localIP: "198.18.0.1", dstPort: 4789 },
-  gateway: { name: "ovsplane-gw", mac: GW_MAC },
-};
-const pod: PodFlowSpec = { id: 0x1234n, port: 5, ip: "10.244.1.5", mac: "0a:58:0a:f4:01:05", segment: 100 };
+const node = NET1_NODE;
+const pod = NET1_POD;
 const netId = networkId("net1");
 
 function ops(withPod = true): FlowOp[] {

@@ -2,6 +2,8 @@
 import * as assert from "uvu/assert";
 import { CniError } from "../../lib/errors.ts";
 import { parseConfig, type OvsplaneConfig } from "../../lib/ovsplane/config.ts";
+import type { NodeSpec } from "../../lib/ovsplane/ovs.ts";
+import type { PodFlowSpec } from "../../lib/flows/builders.ts";
 
 /** Runs fn, expects a CniError with the code whose message names every inMsg, and returns it. */
 export function fails(fn: () => unknown, code: number, ...inMsg: string[]): CniError {
@@ -42,3 +44,14 @@ export function net1Config(peers = 1): OvsplaneConfig {
     ipam: { type: "ovsplane-ipam", ranges: [[{ subnet: "10.244.1.0/24" }]] },
   });
 }
+
+/** The fixture node of net1 (flows do not depend on the datapath type). */
+export const NET1_NODE: NodeSpec = {
+  bridge: "br-int",
+  datapathType: "system",
+  tunnel: { name: "ovsp-vxlan", localIP: "198.18.0.1", dstPort: 4789 },
+  gateway: { name: "ovsplane-gw", mac: "0a:58:0a:f4:01:01" },
+};
+
+/** The fixture pod of net1: port 5, 10.244.1.5, segment 100. */
+export const NET1_POD: PodFlowSpec = { id: 0x1234n, port: 5, ip: "10.244.1.5", mac: "0a:58:0a:f4:01:05", segment: 100 };

@@ -11,9 +11,8 @@ import {
 } from "../../lib/flows/openflow.ts";
 import { encodeInstructions, encodeMatch } from "../../lib/flows/oxm.ts";
 import { EXACT_MASK, type Flow, type FlowOp } from "../../lib/flows/pipeline.ts";
-import type { NodeSpec } from "../../lib/ovsplane/ovs.ts";
 import { reconcileFlowOps } from "../../lib/ovsplane/plan.ts";
-import { net1Config } from "./helpers.ts";
+import { net1Config, NET1_NODE, NET1_POD } from "./helpers.ts";
 
 // The golden reconcile bundle of flows.test.ts (test/unit/golden/flows-reconcile.txt), as the flow mods
 // `ovs-ofctl -O OpenFlow14 bundle` 3.1 sent for it (captured through a logging proxy; xid set to 0).
@@ -46,13 +45,8 @@ const OFCTL_FLOW_MODS = [
 ];
 
 const cfg = net1Config(1);
-const node: NodeSpec = {
-  bridge: "br-int",
-  datapathType: "system",
-  tunnel: { name: "ovsp-vxlan", localIP: "198.18.0.1", dstPort: 4789 },
-  gateway: { name: "ovsplane-gw", mac: "0a:58:0a:f4:01:01" },
-};
-const pod = { id: 0x1234n, port: 5, ip: "10.244.1.5", mac: "0a:58:0a:f4:01:05", segment: 100 };
+const node = NET1_NODE;
+const pod = NET1_POD;
 const OPS = reconcileFlowOps({ cfg, node, ofports: { tunnel: 1, gateway: 2 }, gatewayIP: "10.244.1.1", pod });
 
 const flow = (match: string[], actions: string[], table = 3): FlowOp => ({ op: "add", flow: { table, priority: 7, cookie: 0xabn, match, actions } });
