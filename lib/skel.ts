@@ -36,15 +36,26 @@ function readStdin(): string {
   }
 }
 
-/** Builds the request for a command from env and stdin (throws CniError on bad input). */
-export function buildRequest(command: CniRequest["command"], env: NodeJS.ProcessEnv, stdin: string, knownArgs: readonly string[]): CniRequest {
-  let conf: NetConf;
+/** Decodes stdin into a network configuration object (code 6 when it is not one). */
+export function decodeConf(stdin: string): NetConf {
+  let conf: unknown;
   try {
-    conf = JSON.parse(stdin) as NetConf;
+    conf = JSON.parse(stdin);
   } catch (e) {
     throw decodeFailure(`stdin is not JSON: ${messageOf(e)}`);
   }
   if (!conf || typeof conf !== "object" || Array.isArray(conf)) throw decodeFailure("stdin is not a JSON object");
+  return conf as NetConf;
+}
+
+/** Builds the request for a command from env and stdin (throws CniError on bad input). */
+export function buildRequest(
+  command: CniRequest["command"],
+  env: NodeJS.ProcessEnv,
+  stdin: string,
+  knownArgs: readonly string[],
+  conf: NetConf = decodeConf(stdin),
+): CniRequest {
   if (conf.cniVersion === undefined) conf.cniVersion = "0.1.0";
   if (typeof conf.cniVersion !== "string" || !isSupported(conf.cniVersion)) {
     throw incompatibleVersion(String(conf.cniVersion), SUPPORTED_VERSIONS);
@@ -95,31 +106,15 @@ export async function dispatch(plugin: Plugin, opts: DispatchOptions): Promise<v
       throw invalidEnv("CNI_COMMAND", command, "must be one of ADD, DEL, CHECK, GC, STATUS, VERSION");
     }
     const stdin = opts.stdin ?? readStdin();
-    try {
-      const v = (JSON.parse(stdin) as { cniVersion?: unknown }).cniVersion;
-      if (typeof v === "string" && isSupported(v)) version = v;
-    } catch {
-      /* reported by buildRequest */
-    }
-    const req = buildRequest(command as CniRequest["command"], env, stdin, opts.knownArgs ?? []);
-    switch (req.command) {
-      case "ADD": {
-        const result = await plugin.add(req);
-        process.stdout.write(JSON.stringify(convertResult(result, req.conf.cniVersion)) + "\n");
-        break;
-      }
-      case "DEL":
-        await plugin.del(req);
-        break;
-      case "CHECK":
-        await plugin.check(req);
-        break;
-      case "GC":
-        await plugin.gc(req);
-        break;
-      case "STATUS":
-        await plugin.status(req);
-        break;
+    const conf = decodeConf(stdin);
+    // Errors answer in the config's version when we speak it.
+    if (typeof conf.cniVersion === "string" && isSupported(conf.cniVersion)) version = conf.cniVersion;
+    const req = buildRequest(command as CniRequest["command"], env, stdin, opts.knownArgs ?? [], conf);
+    if (req.command === "ADD") {
+      const result = await plugin.add(req);
+      process.stdout.write(JSON.stringify(convertResult(result, req.conf.cniVersion)) + "\n");
+    } else {
+      await plugin[req.command.toLowerCase() as "del" | "check" | "gc" | "status"](req);
     }
   } catch (err) {
     const e = err instanceof CniError ? err : new CniError(Code.StepFailed, `unexpected error: ${messageOf(err)}`);
