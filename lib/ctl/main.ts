@@ -1,7 +1,7 @@
 // ovsplanectl (yargs): install the CNI executables and conflist; version.
 import { basename } from "node:path";
 import { readFileSync } from "node:fs";
-import { install } from "./install.ts";
+import { install } from "./commands/install.ts";
 
 /** Options of the generated conflist, from flags. */
 interface ConfFlags {

@@ -1,6 +1,6 @@
 // Address allocation: host-local's round-robin iterator over a range set, reservation, reuse and capacity.
-import { CniError, Code } from "../errors.ts";
-import { IpAddress } from "../ip.ts";
+import { CniError, Code } from "../cni/errors.ts";
+import { IpAddress } from "../net/ip.ts";
 import { describeSet, findPool, type IpamConfig, type Pool, type RangeSet } from "./config.ts";
 import { ownedBy, type Lease, type LeaseStore } from "./store.ts";
 

@@ -1,8 +1,8 @@
 // Parsing and validation of the host-local compatible IPAM configuration into a typed IpamConfig.
-import { invalidConfig, invalidEnv } from "../errors.ts";
-import { compareVersions } from "../version.ts";
-import { cidrContains, cidrsOverlap, cidrToString, IpAddress, IpParseError, parseCidr, parseIp, type Cidr } from "../ip.ts";
-import type { DNS, NetConf, Route } from "../types.ts";
+import { invalidConfig, invalidEnv } from "../cni/errors.ts";
+import { compareVersions } from "../cni/version.ts";
+import { cidrContains, cidrsOverlap, cidrToString, IpAddress, IpParseError, parseCidr, parseIp, type Cidr } from "../net/ip.ts";
+import type { DNS, NetConf, Route } from "../cni/types.ts";
 
 /** host-local's default data directory. */
 export const DEFAULT_DATA_DIR = "/var/lib/cni/networks";

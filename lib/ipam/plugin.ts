@@ -1,8 +1,8 @@
 // ovsplane-ipam: the host-local compatible IPAM plugin (ADD, DEL, CHECK, GC, STATUS), usable in-process.
 import { readFile } from "node:fs/promises";
-import { checkFailed, CniError, Code, invalidConfig, messageOf } from "../errors.ts";
-import { parseIp } from "../ip.ts";
-import type { Attachment, CniRequest, DNS, Plugin, Result } from "../types.ts";
+import { checkFailed, CniError, Code, invalidConfig, messageOf } from "../cni/errors.ts";
+import { parseIp } from "../net/ip.ts";
+import type { Attachment, CniRequest, DNS, Plugin, Result } from "../cni/types.ts";
 import { allocate, poolFor, releaseOwner, setCapacity, setUsage } from "./allocator.ts";
 import { describeSet, findPool, parseIpamConfig, parseResolvConf, parseStoreConfig } from "./config.ts";
 import { checkOwner, LeaseStore, ownedBy, type Lease } from "./store.ts";

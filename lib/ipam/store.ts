@@ -2,9 +2,9 @@
 import { constants as fsc } from "node:fs";
 import { access, mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { CniError, Code, invalidConfig, invalidEnv, messageOf } from "../errors.ts";
-import { ID_PATTERN } from "../skel.ts";
-import { IpAddress, tryParseIp } from "../ip.ts";
+import { CniError, Code, invalidConfig, invalidEnv, messageOf } from "../cni/errors.ts";
+import { ID_PATTERN } from "../cni/skel.ts";
+import { IpAddress, tryParseIp } from "../net/ip.ts";
 
 /** Separator between container ID and interface name in a lease file (host-local's LineBreak). */
 export const LEASE_LINE_BREAK = "\r\n";

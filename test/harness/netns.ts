@@ -2,7 +2,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { run, type ExecOptions, type ExecResult } from "../../lib/exec.ts";
+import { run, type ExecOptions, type ExecResult } from "../../lib/host/exec.ts";
 
 /** Every namespace, directory and link the harness creates starts with this. */
 export const TEST_PREFIX = "ovsp-t";

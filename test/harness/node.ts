@@ -1,7 +1,7 @@
 // A simulated Kubernetes node: one netns running its own ovsdb-server and ovs-vswitchd (userspace datapath).
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { run, type ExecOptions, type ExecResult } from "../../lib/exec.ts";
+import { run, type ExecOptions, type ExecResult } from "../../lib/host/exec.ts";
 import { addNetns, delNetns, killPid, netnsPath, nsExec, pidAlive, sleep, TMP_ROOT } from "./netns.ts";
 
 const SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema";

@@ -1,6 +1,6 @@
 // A simulated pod: a bare netns plus reachability probes (ping, a one-shot TCP listener and client).
 import { randomBytes } from "node:crypto";
-import type { ExecOptions, ExecResult } from "../../lib/exec.ts";
+import type { ExecOptions, ExecResult } from "../../lib/host/exec.ts";
 import { delNetns, netnsPath, nsExec, sleep } from "./netns.ts";
 
 /** A TCP listener started by SimPod.listenTcp: accepts one connection and records what it received. */

@@ -11,7 +11,7 @@
 // /var/lib/containers/cache (blob-info cache, on import): destroy() removes them when it created them.
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, symlinkSync, copyFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { run, type ExecResult } from "../../lib/exec.ts";
+import { run, type ExecResult } from "../../lib/host/exec.ts";
 import type { SimNode } from "./node.ts";
 import { killPid, listNetns, pidAlive, RUN_PREFIX, sleep, TMP_ROOT } from "./netns.ts";
 

@@ -1,7 +1,7 @@
 // The integration testbed: simulated nodes (netns + own OVS), an underlay between them, pods, and teardown.
 import { bootNode, newNode, SimNode, type NodeOptions } from "./node.ts";
 import { SimPod } from "./pod.ts";
-import { run } from "../../lib/exec.ts";
+import { run } from "../../lib/host/exec.ts";
 import { addNetns, delNetns, RUN_PREFIX, sleep, uniqueNsName } from "./netns.ts";
 
 export { SimNode, type NodeOptions } from "./node.ts";

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { run } from "../../lib/exec.ts";
+import { run } from "../../lib/host/exec.ts";
 import { createNode, createPod, runPlugin, teardownAll, REPO_ROOT, type SimNode } from "../harness/testbed.ts";
 import { rmTemp, tempDir } from "./common.ts";
 

@@ -5,8 +5,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { run } from "../../lib/exec.ts";
-import { SUPPORTED_VERSIONS } from "../../lib/version.ts";
+import { run } from "../../lib/host/exec.ts";
+import { SUPPORTED_VERSIONS } from "../../lib/cni/version.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const HOST_LOCAL = "/usr/lib/cni/host-local";

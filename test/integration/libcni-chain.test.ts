@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { createNode, createPod, runDriver, sleep, teardownAll, type SimNode, type SimPod } from "../harness/testbed.ts";
-import { run as exec } from "../../lib/exec.ts";
+import { run as exec } from "../../lib/host/exec.ts";
 import { BIN_DIR, netConf, podFlowLines, REF_DIR, rmTemp, tempDir } from "./common.ts";
 
 const t = suite("libcni chain");

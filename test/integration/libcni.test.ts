@@ -3,7 +3,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { run } from "../../lib/exec.ts";
+import { run } from "../../lib/host/exec.ts";
 import { createNode, createPod, runDriver, teardownAll, DRIVER_BIN, REPO_ROOT, type SimNode, type SimPod } from "../harness/testbed.ts";
 
 const REF = "/usr/lib/cni";

@@ -1,13 +1,13 @@
-// Integration tests of lib/flows/openflow.ts: the native bundle gives the same flows as ovs-ofctl's, atomic errors, timing.
+// Integration tests of lib/ovs/openflow.ts: the native bundle gives the same flows as ovs-ofctl's, atomic errors, timing.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { join } from "node:path";
-import { run } from "../../lib/exec.ts";
-import { podFlows, type PodFlowSpec } from "../../lib/flows/builders.ts";
-import { applyFlowsNative } from "../../lib/flows/openflow.ts";
-import { EXACT_MASK, podCookie, type Flow, type FlowOp } from "../../lib/flows/pipeline.ts";
-import { renderBundle, renderFlow } from "../../lib/flows/render.ts";
-import { reconcileFlowOps } from "../../lib/ovsplane/plan.ts";
+import { run } from "../../lib/host/exec.ts";
+import { podFlows, type PodFlowSpec } from "../../lib/dataplane/builders.ts";
+import { applyFlowsNative } from "../../lib/ovs/openflow.ts";
+import { EXACT_MASK, podCookie, type Flow, type FlowOp } from "../../lib/dataplane/pipeline.ts";
+import { renderBundle, renderFlow } from "../../lib/dataplane/render.ts";
+import { reconcileFlowOps } from "../../lib/plugin/plan.ts";
 import { createNode, teardownAll, type SimNode } from "../harness/testbed.ts";
 import { expectCode, net1Config, NET1_NODE, NET1_POD } from "../unit/helpers.ts";
 

@@ -5,11 +5,11 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { run } from "../../lib/exec.ts";
+import { run } from "../../lib/host/exec.ts";
 import { expectCode } from "../unit/helpers.ts";
 import {
   connect, mapToObject, namedUuid, ovsMap, ovsSet, OvsdbError, setToArray, uuid, uuidOf, waitForCurCfg, type OvsdbClient,
-} from "../../lib/ovsdb.ts";
+} from "../../lib/ovs/ovsdb.ts";
 
 const t = suite<{ dir: string; db: string; setupError?: unknown }>("ovsdb", { dir: "", db: "" });
 const open: OvsdbClient[] = [];

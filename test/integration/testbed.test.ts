@@ -3,7 +3,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { run } from "../../lib/exec.ts";
+import { run } from "../../lib/host/exec.ts";
 import {
   attachVethPod, connectNodes, createNode, createPod, runPlugin, sweepLeftovers, teardownAll,
   pidAlive, RUN_PREFIX, TEST_PREFIX, type SimNode, type SimPod,

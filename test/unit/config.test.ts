@@ -1,9 +1,9 @@
 // Unit tests of the ovsplane network configuration: defaults, every refusal (code 7), the segment from CNI_ARGS.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { CniError } from "../../lib/errors.ts";
-import { DEFAULTS, MAX_VNI, parseConfig, parseSegment, segmentOf, type OvsplaneConfig } from "../../lib/ovsplane/config.ts";
-import type { CniRequest, NetConf } from "../../lib/types.ts";
+import { CniError } from "../../lib/cni/errors.ts";
+import { DEFAULTS, MAX_VNI, parseConfig, parseSegment, segmentOf, type OvsplaneConfig } from "../../lib/plugin/config.ts";
+import type { CniRequest, NetConf } from "../../lib/cni/types.ts";
 import { fails } from "./helpers.ts";
 
 /** A minimal valid configuration, with overrides. */

@@ -3,7 +3,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { nodeFlows, peerFlows, podFlows, segmentFlows, ipv4ToBigInt } from "../../lib/flows/builders.ts";
+import { nodeFlows, peerFlows, podFlows, segmentFlows, ipv4ToBigInt } from "../../lib/dataplane/builders.ts";
 import {
   cookie,
   COOKIE_MAGIC,
@@ -20,12 +20,12 @@ import {
   Table,
   type Flow,
   type FlowOp,
-} from "../../lib/flows/pipeline.ts";
-import { renderBundle, renderFlow } from "../../lib/flows/render.ts";
-import { POD_FLOW_COUNT } from "../../lib/ovsplane/check.ts";
-import { parseConfig } from "../../lib/ovsplane/config.ts";
-import { networkId } from "../../lib/ovsplane/names.ts";
-import { reconcileFlowOps } from "../../lib/ovsplane/plan.ts";
+} from "../../lib/dataplane/pipeline.ts";
+import { renderBundle, renderFlow } from "../../lib/dataplane/render.ts";
+import { POD_FLOW_COUNT } from "../../lib/plugin/check.ts";
+import { parseConfig } from "../../lib/plugin/config.ts";
+import { networkId } from "../../lib/dataplane/names.ts";
+import { reconcileFlowOps } from "../../lib/plugin/plan.ts";
 import { net1Config, NET1_NODE, NET1_POD } from "./helpers.ts";
 
 const GOLDEN = fileURLToPath(new URL("./golden/flows-reconcile.txt", import.meta.url));

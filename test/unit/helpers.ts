@@ -1,9 +1,9 @@
 // Shared unit-test helpers.
 import * as assert from "uvu/assert";
-import { CniError } from "../../lib/errors.ts";
-import { parseConfig, type OvsplaneConfig } from "../../lib/ovsplane/config.ts";
-import type { NodeSpec } from "../../lib/ovsplane/ovs.ts";
-import type { PodFlowSpec } from "../../lib/flows/builders.ts";
+import { CniError } from "../../lib/cni/errors.ts";
+import { parseConfig, type OvsplaneConfig } from "../../lib/plugin/config.ts";
+import type { NodeSpec } from "../../lib/node/bridge.ts";
+import type { PodFlowSpec } from "../../lib/dataplane/builders.ts";
 
 /** Runs fn, expects a CniError with the code whose message names every inMsg, and returns it. */
 export function fails(fn: () => unknown, code: number, ...inMsg: string[]): CniError {

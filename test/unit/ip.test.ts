@@ -4,7 +4,7 @@ import * as assert from "uvu/assert";
 import {
   canonicalIp, cidrContains, cidrLast, cidrsOverlap, cidrSize, cidrToString, compareIps, firstUsable, ipFamily,
   IpAddress, IpParseError, isIp, lastUsable, nextIp, parseCidr, parseIp, prevIp, tryParseIp,
-} from "../../lib/ip.ts";
+} from "../../lib/net/ip.ts";
 
 test("IPv4 and IPv6 parse to family and value", () => {
   assert.equal([parseIp("10.0.0.1").family, parseIp("10.0.0.1").value], [4, 0x0a000001n]);

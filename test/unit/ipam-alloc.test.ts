@@ -4,12 +4,12 @@ import * as assert from "uvu/assert";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CniError } from "../../lib/errors.ts";
+import { CniError } from "../../lib/cni/errors.ts";
 import { ipamPlugin } from "../../lib/ipam/plugin.ts";
 import { candidates, setCapacity } from "../../lib/ipam/allocator.ts";
 import { parseIpamConfig } from "../../lib/ipam/config.ts";
-import { parseIp } from "../../lib/ip.ts";
-import type { CniRequest, NetConf, Result } from "../../lib/types.ts";
+import { parseIp } from "../../lib/net/ip.ts";
+import type { CniRequest, NetConf, Result } from "../../lib/cni/types.ts";
 
 const ctx = { dir: "" };
 const T = suite("ipam-alloc");

@@ -1,9 +1,9 @@
 // Unit tests of the ovsplane-ipam configuration parser: defaults, validation messages, requested IPs, resolv.conf.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { CniError } from "../../lib/errors.ts";
+import { CniError } from "../../lib/cni/errors.ts";
 import { DEFAULT_DATA_DIR, parseIpamConfig, parseResolvConf, type IpamConfig } from "../../lib/ipam/config.ts";
-import type { NetConf } from "../../lib/types.ts";
+import type { NetConf } from "../../lib/cni/types.ts";
 
 function conf(ipam: Record<string, unknown>, extra: Partial<NetConf> = {}): NetConf {
   return { cniVersion: "1.1.0", name: "net1", type: "ovsplane", ipam: { type: "ovsplane-ipam", ...ipam }, ...extra };

@@ -1,7 +1,7 @@
 // Unit tests of the JSON stream splitter: values cut at every byte position, UTF-8, escapes, junk.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { JsonSplitter } from "../../lib/jsonstream.ts";
+import { JsonSplitter } from "../../lib/ovs/jsonstream.ts";
 
 const values: unknown[] = [
   { id: 1, result: [{ rows: [{ name: "br-int", external_ids: ["map", [["k", "v"]]] }] }], error: null },

@@ -5,13 +5,13 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CniError } from "../../lib/errors.ts";
+import { CniError } from "../../lib/cni/errors.ts";
 import {
   applyFlowsNative, bundleAdd, bundleControl, BundleCtrl, describeError, encodeFlowMod, helloMessage, ofMessage, OFPT,
-} from "../../lib/flows/openflow.ts";
-import { encodeInstructions, encodeMatch } from "../../lib/flows/oxm.ts";
-import { EXACT_MASK, type Flow, type FlowOp } from "../../lib/flows/pipeline.ts";
-import { reconcileFlowOps } from "../../lib/ovsplane/plan.ts";
+} from "../../lib/ovs/openflow.ts";
+import { encodeInstructions, encodeMatch } from "../../lib/ovs/oxm.ts";
+import { EXACT_MASK, type Flow, type FlowOp } from "../../lib/dataplane/pipeline.ts";
+import { reconcileFlowOps } from "../../lib/plugin/plan.ts";
 import { net1Config, NET1_NODE, NET1_POD } from "./helpers.ts";
 
 // The golden reconcile bundle of flows.test.ts (test/unit/golden/flows-reconcile.txt), as the flow mods

@@ -1,11 +1,11 @@
 // Unit tests of attachment planning (addressing, routes, ip commands, node spec) and of derived names.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { CniError } from "../../lib/errors.ts";
-import { parseConfig } from "../../lib/ovsplane/config.ts";
-import { attachmentId, GATEWAY_PORT, hostVethName, isMac, macFrom, networkId, randomMac, tunnelPortName } from "../../lib/ovsplane/names.ts";
-import { nodeSpec, podAddressing, podLinkCommands, podRoutes } from "../../lib/ovsplane/plan.ts";
-import type { Result } from "../../lib/types.ts";
+import { CniError } from "../../lib/cni/errors.ts";
+import { parseConfig } from "../../lib/plugin/config.ts";
+import { attachmentId, GATEWAY_PORT, hostVethName, isMac, macFrom, networkId, randomMac, tunnelPortName } from "../../lib/dataplane/names.ts";
+import { nodeSpec, podAddressing, podLinkCommands, podRoutes } from "../../lib/plugin/plan.ts";
+import type { Result } from "../../lib/cni/types.ts";
 import { net1Config } from "./helpers.ts";
 
 const cfg = net1Config(2);

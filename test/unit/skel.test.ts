@@ -1,10 +1,10 @@
 // Unit tests of the shared dispatcher: request building (every env/stdin refusal and its code) and dispatch() output.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { CniError } from "../../lib/errors.ts";
-import { buildRequest, dispatch, validateIfname } from "../../lib/skel.ts";
-import { CURRENT_VERSION, SUPPORTED_VERSIONS } from "../../lib/version.ts";
-import type { CniRequest, Plugin, Result } from "../../lib/types.ts";
+import { CniError } from "../../lib/cni/errors.ts";
+import { buildRequest, dispatch, validateIfname } from "../../lib/cni/skel.ts";
+import { CURRENT_VERSION, SUPPORTED_VERSIONS } from "../../lib/cni/version.ts";
+import type { CniRequest, Plugin, Result } from "../../lib/cni/types.ts";
 import { fails } from "./helpers.ts";
 
 type Cmd = CniRequest["command"];

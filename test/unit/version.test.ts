@@ -1,8 +1,8 @@
 // Unit tests of spec version handling and result conversion.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { convertResult, parseResult, compareVersions } from "../../lib/version.ts";
-import type { Result } from "../../lib/types.ts";
+import { convertResult, parseResult, compareVersions } from "../../lib/cni/version.ts";
+import type { Result } from "../../lib/cni/types.ts";
 
 const r: Result = {
   cniVersion: "1.1.0",

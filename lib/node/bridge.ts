@@ -1,6 +1,6 @@
 // OVS node state through OVSDB: the bridge, tunnel and gateway ports, and pod ports found by their tags.
-import { CniError, Code, alreadyExists } from "../errors.ts";
-import { mapToObject, namedUuid, ovsMap, OvsdbError, setToArray, uuid, uuidOf, waitForCurCfg, type Op, type OvsdbClient } from "../ovsdb.ts";
+import { CniError, Code, alreadyExists } from "../cni/errors.ts";
+import { mapToObject, namedUuid, ovsMap, OvsdbError, setToArray, uuid, uuidOf, waitForCurCfg, type Op, type OvsdbClient } from "../ovs/ovsdb.ts";
 
 /** external_ids keys ovsplane writes on the ports it creates. */
 export const Tag = {

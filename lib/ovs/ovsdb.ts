@@ -1,7 +1,7 @@
 // The one OVSDB client (RFC 7047 JSON-RPC over unix:/tcp:) for short CNI processes: transact, lock, wait for cur_cfg.
 import { createConnection, type Socket } from "node:net";
 import { parseEndpoint, type Endpoint } from "./endpoint.ts";
-import { CniError, Code, messageOf, tryAgainLater } from "./errors.ts";
+import { CniError, Code, messageOf, tryAgainLater } from "../cni/errors.ts";
 import { JsonSplitter } from "./jsonstream.ts";
 
 /** The database every transaction goes to. */

@@ -1,7 +1,7 @@
 // The shared dispatcher: env, stdin, version negotiation, result conversion and the error JSON.
 import { readFileSync } from "node:fs";
 import { CniError, Code, decodeFailure, incompatibleVersion, invalidConfig, invalidEnv, messageOf } from "./errors.ts";
-import { checkKnownArgs, parseCniArgs } from "./cniargs.ts";
+import { checkKnownArgs, parseCniArgs } from "./args.ts";
 import { compareVersions, convertResult, CURRENT_VERSION, isSupported, parseResult, SUPPORTED_VERSIONS } from "./version.ts";
 import type { CniRequest, NetConf, Plugin } from "./types.ts";
 

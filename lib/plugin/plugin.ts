@@ -1,5 +1,5 @@
 // The ovsplane plugin: its commands, for the shared dispatcher.
-import type { Plugin } from "../types.ts";
+import type { Plugin } from "../cni/types.ts";
 import { add } from "./add.ts";
 import { check, status } from "./check.ts";
 import { del } from "./del.ts";

@@ -1,5 +1,5 @@
 // The node lock: an OVSDB lock per bridge, released with the connection, so a crash cannot leave it held.
-import type { OvsdbClient } from "../ovsdb.ts";
+import type { OvsdbClient } from "../ovs/ovsdb.ts";
 
 /** How long a command waits for OVSDB and ovs-vswitchd before answering "try again later". */
 export const OVS_TIMEOUT_MS = 3000;

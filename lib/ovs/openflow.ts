@@ -1,10 +1,10 @@
 // Flow changes straight over the OpenFlow management socket: one atomic OpenFlow 1.4 bundle, no ovs-ofctl spawn.
 import { createConnection } from "node:net";
-import { parseEndpoint, type Endpoint } from "../endpoint.ts";
-import { CniError, Code, messageOf, tryAgainLater } from "../errors.ts";
+import { parseEndpoint, type Endpoint } from "./endpoint.ts";
+import { CniError, Code, messageOf, tryAgainLater } from "../cni/errors.ts";
 import { encodeInstructions, encodeMatch, NX_VENDOR_ID } from "./oxm.ts";
-import { hex, type FlowOp } from "./pipeline.ts";
-import { renderFlow } from "./render.ts";
+import { hex, type FlowOp } from "../dataplane/pipeline.ts";
+import { renderFlow } from "../dataplane/render.ts";
 
 /** OpenFlow 1.4's wire version. */
 export const OFP14_VERSION = 0x05;

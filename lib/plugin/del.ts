@@ -1,15 +1,15 @@
 // DEL: remove an attachment's flows, port, veth and lease; succeed when they are already gone.
-import { CniError, Code, messageOf, tryAgainLater } from "../errors.ts";
-import { run, trace } from "../exec.ts";
-import { connect, type OvsdbClient } from "../ovsdb.ts";
-import { applyFlows } from "../flows/ofctl.ts";
-import { EXACT_MASK, podCookie, SEGMENT_ANY_NETWORK_MASK, segmentCookie, type FlowOp } from "../flows/pipeline.ts";
-import type { CniRequest } from "../types.ts";
+import { CniError, Code, messageOf, tryAgainLater } from "../cni/errors.ts";
+import { run, trace } from "../host/exec.ts";
+import { connect, type OvsdbClient } from "../ovs/ovsdb.ts";
+import { applyFlows } from "../node/flows.ts";
+import { EXACT_MASK, podCookie, SEGMENT_ANY_NETWORK_MASK, segmentCookie, type FlowOp } from "../dataplane/pipeline.ts";
+import type { CniRequest } from "../cni/types.ts";
 import { parseConfig, type OvsplaneConfig } from "./config.ts";
 import { delegateIpam } from "./delegate.ts";
-import { attachmentId, hostVethName } from "./names.ts";
-import { deletePorts, findPort, segmentsInUse, Tag, type TaggedPort } from "./ovs.ts";
-import { OVS_TIMEOUT_MS, withLock } from "./lock.ts";
+import { attachmentId, hostVethName } from "../dataplane/names.ts";
+import { deletePorts, findPort, segmentsInUse, Tag, type TaggedPort } from "../node/bridge.ts";
+import { OVS_TIMEOUT_MS, withLock } from "../node/lock.ts";
 
 /** Deletes a host veth (and so its pod end); a missing one is fine. */
 export async function deleteVeth(name: string): Promise<void> {

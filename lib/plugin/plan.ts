@@ -1,11 +1,11 @@
 // Pure planning of an attachment: addressing from the IPAM result, kernel commands, flow changes.
-import { CniError, Code } from "../errors.ts";
-import { nodeFlows, peerFlows, podFlows, segmentFlows, type PodFlowSpec } from "../flows/builders.ts";
-import { EXACT_MASK, NETWORK_KIND_MASK, nodeCookie, peerCookie, type FlowOp } from "../flows/pipeline.ts";
-import type { Result, ResultIP, Route } from "../types.ts";
+import { CniError, Code } from "../cni/errors.ts";
+import { nodeFlows, peerFlows, podFlows, segmentFlows, type PodFlowSpec } from "../dataplane/builders.ts";
+import { EXACT_MASK, NETWORK_KIND_MASK, nodeCookie, peerCookie, type FlowOp } from "../dataplane/pipeline.ts";
+import type { Result, ResultIP, Route } from "../cni/types.ts";
 import type { OvsplaneConfig } from "./config.ts";
-import { GATEWAY_PORT, macFrom, networkId, tunnelPortName } from "./names.ts";
-import type { NodeSpec, Ofports } from "./ovs.ts";
+import { GATEWAY_PORT, macFrom, networkId, tunnelPortName } from "../dataplane/names.ts";
+import type { NodeSpec, Ofports } from "../node/bridge.ts";
 
 /** What the pod gets, derived from the IPAM result. */
 export interface PodAddressing {

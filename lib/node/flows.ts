@@ -1,14 +1,14 @@
 // Flow changes as one atomic bundle per call (native OpenFlow client, or ovs-ofctl), dumps filtered by cookie.
 import { createConnection } from "node:net";
-import { parseEndpoint } from "../endpoint.ts";
-import { run, trace } from "../exec.ts";
-import { applyFlowsNative } from "./openflow.ts";
-import { renderBundle } from "./render.ts";
-import { hex, type FlowOp } from "./pipeline.ts";
+import { parseEndpoint } from "../ovs/endpoint.ts";
+import { run, trace } from "../host/exec.ts";
+import { applyFlowsNative } from "../ovs/openflow.ts";
+import { renderBundle } from "../dataplane/render.ts";
+import { hex, type FlowOp } from "../dataplane/pipeline.ts";
 
 /**
  * Applies changes atomically as one OpenFlow 1.4 bundle, over the management socket itself
- * (lib/flows/openflow.ts), or with one `ovs-ofctl bundle` when OVSPLANE_OFCTL=1 (for debugging).
+ * (lib/ovs/openflow.ts), or with one `ovs-ofctl bundle` when OVSPLANE_OFCTL=1 (for debugging).
  */
 export async function applyFlows(ofSocket: string, ops: readonly FlowOp[]): Promise<void> {
   if (ops.length === 0) return;

@@ -1,8 +1,8 @@
 // The node's underlay facts: tunnel source address and the MTU pods get (one `ip -j` at most).
 import { readFileSync } from "node:fs";
-import { invalidConfig } from "../errors.ts";
-import { ipJson } from "../netns.ts";
-import type { OvsplaneConfig } from "./config.ts";
+import { invalidConfig } from "../cni/errors.ts";
+import { ipJson } from "./netns.ts";
+import type { OvsplaneConfig } from "../plugin/config.ts";
 
 /** VXLAN over IPv4 costs 50 bytes. */
 export const VXLAN_OVERHEAD = 50;

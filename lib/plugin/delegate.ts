@@ -1,10 +1,10 @@
 // IPAM delegation: in-process for ovsplane-ipam, else exec the named plugin from CNI_PATH.
 import { accessSync, constants } from "node:fs";
 import { join } from "node:path";
-import { CniError, Code, invalidConfig } from "../errors.ts";
-import { run } from "../exec.ts";
-import { parseResult } from "../version.ts";
-import type { CniRequest, Result } from "../types.ts";
+import { CniError, Code, invalidConfig } from "../cni/errors.ts";
+import { run } from "../host/exec.ts";
+import { parseResult } from "../cni/version.ts";
+import type { CniRequest, Result } from "../cni/types.ts";
 
 /** Finds an executable plugin by name in CNI_PATH. */
 export function findPlugin(name: string, path: readonly string[]): string {

@@ -1,5 +1,5 @@
 // OVSDB and OpenFlow endpoints: `unix:PATH`, `tcp:HOST:PORT` or `tcp:[v6]:PORT`, parsed in one place.
-import { invalidConfig } from "./errors.ts";
+import { invalidConfig } from "../cni/errors.ts";
 
 /** Where to connect, as node:net's createConnection takes it. */
 export type Endpoint = { path: string } | { host: string; port: number };

@@ -1,15 +1,15 @@
 // CHECK and STATUS: verify an attachment piece by piece; report whether OVS can serve ADD.
-import { CniError, checkFailed, Code, messageOf } from "../errors.ts";
-import { ipJson, netnsExists } from "../netns.ts";
-import { connect, waitForCurCfg } from "../ovsdb.ts";
-import { dumpFlows, ofSocketAlive } from "../flows/ofctl.ts";
-import { EXACT_MASK, podCookie, segmentCookie } from "../flows/pipeline.ts";
-import type { CniRequest } from "../types.ts";
+import { CniError, checkFailed, Code, messageOf } from "../cni/errors.ts";
+import { ipJson, netnsExists } from "../host/netns.ts";
+import { connect, waitForCurCfg } from "../ovs/ovsdb.ts";
+import { dumpFlows, ofSocketAlive } from "../node/flows.ts";
+import { EXACT_MASK, podCookie, segmentCookie } from "../dataplane/pipeline.ts";
+import type { CniRequest } from "../cni/types.ts";
 import { parseConfig } from "./config.ts";
 import { delegateIpam } from "./delegate.ts";
-import { attachmentId, hostVethName, networkId } from "./names.ts";
-import { bridgeExists, findPort, Tag } from "./ovs.ts";
-import { OVS_TIMEOUT_MS } from "./lock.ts";
+import { attachmentId, hostVethName, networkId } from "../dataplane/names.ts";
+import { bridgeExists, findPort, Tag } from "../node/bridge.ts";
+import { OVS_TIMEOUT_MS } from "../node/lock.ts";
 
 /** Number of flows every pod attachment owns (see flows/builders.podFlows). */
 export const POD_FLOW_COUNT = 6;

@@ -1,16 +1,16 @@
 // GC: remove this network's attachments absent from cni.dev/valid-attachments, crash residue included.
-import { CniError, Code, messageOf } from "../errors.ts";
-import { ipJson } from "../netns.ts";
-import { connect, type OvsdbClient } from "../ovsdb.ts";
-import { applyFlows, dumpFlows, ofSocketAlive } from "../flows/ofctl.ts";
-import { CookieKind, cookie, EXACT_MASK, KIND_MASK, parseCookie, podCookie, type FlowOp } from "../flows/pipeline.ts";
-import type { Attachment, CniRequest } from "../types.ts";
+import { CniError, Code, messageOf } from "../cni/errors.ts";
+import { ipJson } from "../host/netns.ts";
+import { connect, type OvsdbClient } from "../ovs/ovsdb.ts";
+import { applyFlows, dumpFlows, ofSocketAlive } from "../node/flows.ts";
+import { CookieKind, cookie, EXACT_MASK, KIND_MASK, parseCookie, podCookie, type FlowOp } from "../dataplane/pipeline.ts";
+import type { Attachment, CniRequest } from "../cni/types.ts";
 import { parseConfig, type OvsplaneConfig } from "./config.ts";
 import { delegateIpam } from "./delegate.ts";
 import { deleteVeth, removeAttachments } from "./del.ts";
-import { attachmentId, parseVethAlias } from "./names.ts";
-import { listPorts, Tag } from "./ovs.ts";
-import { OVS_TIMEOUT_MS, withLock } from "./lock.ts";
+import { attachmentId, parseVethAlias } from "../dataplane/names.ts";
+import { listPorts, Tag } from "../node/bridge.ts";
+import { OVS_TIMEOUT_MS, withLock } from "../node/lock.ts";
 
 const key = (containerID: string | undefined, ifname: string | undefined) => `${containerID}/${ifname}`;
 

@@ -1,9 +1,9 @@
 // Parsing and validation of the ovsplane network configuration (pure: no host access).
 import { dirname } from "node:path";
-import { parseEndpoint } from "../endpoint.ts";
-import { invalidConfig, invalidEnv } from "../errors.ts";
-import { cidrsOverlap, parseCidr } from "../ip.ts";
-import type { CniRequest, NetConf } from "../types.ts";
+import { parseEndpoint } from "../ovs/endpoint.ts";
+import { invalidConfig, invalidEnv } from "../cni/errors.ts";
+import { cidrsOverlap, parseCidr } from "../net/ip.ts";
+import type { CniRequest, NetConf } from "../cni/types.ts";
 
 /** A static remote node. */
 export interface Peer {

@@ -1,18 +1,18 @@
 // ADD: veth into the pod, OVS port with tags, segment flows; everything undone if a step fails.
-import { alreadyExists, CniError, Code, invalidConfig, invalidEnv, messageOf, stepFailed, tryAgainLater } from "../errors.ts";
-import { run, trace } from "../exec.ts";
-import { ipBatch, linkExistsHere, netnsExists, ownNetnsPath } from "../netns.ts";
-import { connect, type OvsdbClient } from "../ovsdb.ts";
-import { applyFlows, ofSocketAlive } from "../flows/ofctl.ts";
-import { EXACT_MASK, podCookie } from "../flows/pipeline.ts";
-import type { CniRequest, Result } from "../types.ts";
+import { alreadyExists, CniError, Code, invalidConfig, invalidEnv, messageOf, stepFailed, tryAgainLater } from "../cni/errors.ts";
+import { run, trace } from "../host/exec.ts";
+import { ipBatch, linkExistsHere, netnsExists, ownNetnsPath } from "../host/netns.ts";
+import { connect, type OvsdbClient } from "../ovs/ovsdb.ts";
+import { applyFlows, ofSocketAlive } from "../node/flows.ts";
+import { EXACT_MASK, podCookie } from "../dataplane/pipeline.ts";
+import type { CniRequest, Result } from "../cni/types.ts";
 import { parseConfig, segmentOf, type OvsplaneConfig } from "./config.ts";
 import { delegateIpam } from "./delegate.ts";
-import { attachmentId, hostVethName, isMac, macFrom, randomMac, vethAlias } from "./names.ts";
-import { deletePorts, ensureNode, findPort, preflight, Tag } from "./ovs.ts";
+import { attachmentId, hostVethName, isMac, macFrom, randomMac, vethAlias } from "../dataplane/names.ts";
+import { deletePorts, ensureNode, findPort, preflight, Tag } from "../node/bridge.ts";
 import { nodeSpec, podAddressing, podLinkCommands, podRoutes, reconcileFlowOps } from "./plan.ts";
-import { underlay } from "./underlay.ts";
-import { OVS_TIMEOUT_MS, withLock } from "./lock.ts";
+import { underlay } from "../host/underlay.ts";
+import { OVS_TIMEOUT_MS, withLock } from "../node/lock.ts";
 
 type Undo = { what: string; fn: () => Promise<unknown> };
 

@@ -2,8 +2,8 @@
 import { createHash } from "node:crypto";
 import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { parseConfig } from "../ovsplane/config.ts";
-import type { NetConf } from "../types.ts";
+import { parseConfig } from "../../plugin/config.ts";
+import type { NetConf } from "../../cni/types.ts";
 
 /** The top-level key that marks a conflist as written by ovsplanectl (libcni ignores unknown keys). */
 export const MARKER_KEY = "ovsplane.dev/managed-by";
