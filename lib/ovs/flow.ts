@@ -1,0 +1,298 @@
+// OpenFlow flows as typed data: match fields, actions, flow changes; rendered as ovs-ofctl text (oxm.ts encodes them).
+
+/** How a field's value is written: a number, a MAC, an IPv4 address. */
+export type FieldKind = "int" | "mac" | "ipv4";
+
+/** One field of our vocabulary: its width, how it prints, its OXM/NXM identity and its names in each syntax. */
+export interface FieldDef {
+  readonly bytes: number;
+  readonly kind: FieldKind;
+  /** OXM class and field number (the NXM_NX_* / OXM_OF_* header without length). */
+  readonly oxmClass: number;
+  readonly oxmField: number;
+  /** Name in `move:`/`load:`/`output:` slices, as ovs-ofctl prints it (e.g. NXM_NX_REG0). */
+  readonly nxm: string;
+  /** Name after `set_field:V->` (e.g. eth_src). */
+  readonly setName: string;
+  /** A mask is allowed in a match. */
+  readonly maskable: boolean;
+  /** The ethertype a match on it needs (OXM prerequisite). */
+  readonly needs?: number;
+}
+
+/** Ethertypes we match. */
+export const EthType = { IPv4: 0x0800, ARP: 0x0806 } as const;
+
+const f = (bytes: number, kind: FieldKind, oxmClass: number, oxmField: number, nxm: string, setName: string, maskable: boolean, needs?: number): FieldDef =>
+  needs === undefined ? { bytes, kind, oxmClass, oxmField, nxm, setName, maskable } : { bytes, kind, oxmClass, oxmField, nxm, setName, maskable, needs };
+
+const regs = Object.fromEntries(
+  Array.from({ length: 16 }, (_, k) => [`reg${k}`, f(4, "int", 0x0001, k, `NXM_NX_REG${k}`, `reg${k}`, true)]),
+) as Record<`reg${number}`, FieldDef>;
+
+/** Every field a match, set_field, load, move or output can name, keyed by its match name (ovs-ofctl's). */
+export const FIELDS = {
+  in_port: f(4, "int", 0x8000, 0, "NXM_OF_IN_PORT", "in_port", false),
+  dl_dst: f(6, "mac", 0x8000, 3, "NXM_OF_ETH_DST", "eth_dst", true),
+  dl_src: f(6, "mac", 0x8000, 4, "NXM_OF_ETH_SRC", "eth_src", true),
+  dl_type: f(2, "int", 0x8000, 5, "NXM_OF_ETH_TYPE", "eth_type", false),
+  nw_src: f(4, "ipv4", 0x8000, 11, "NXM_OF_IP_SRC", "ip_src", true, EthType.IPv4),
+  nw_dst: f(4, "ipv4", 0x8000, 12, "NXM_OF_IP_DST", "ip_dst", true, EthType.IPv4),
+  arp_op: f(2, "int", 0x8000, 21, "NXM_OF_ARP_OP", "arp_op", false, EthType.ARP),
+  arp_spa: f(4, "ipv4", 0x8000, 22, "NXM_OF_ARP_SPA", "arp_spa", true, EthType.ARP),
+  arp_tpa: f(4, "ipv4", 0x8000, 23, "NXM_OF_ARP_TPA", "arp_tpa", true, EthType.ARP),
+  arp_sha: f(6, "mac", 0x8000, 24, "NXM_NX_ARP_SHA", "arp_sha", true, EthType.ARP),
+  arp_tha: f(6, "mac", 0x8000, 25, "NXM_NX_ARP_THA", "arp_tha", true, EthType.ARP),
+  tun_id: f(8, "int", 0x8000, 38, "NXM_NX_TUN_ID", "tun_id", true),
+  tun_src: f(4, "ipv4", 0x0001, 31, "NXM_NX_TUN_IPV4_SRC", "tun_src", true),
+  tun_dst: f(4, "ipv4", 0x0001, 32, "NXM_NX_TUN_IPV4_DST", "tun_dst", true),
+  ...regs,
+} as const satisfies Record<string, FieldDef>;
+
+/** A field's match name. */
+export type FieldName = keyof typeof FIELDS;
+
+/** The order fields print in a match (and the canonical order of a Match's keys). */
+export const FIELD_ORDER: readonly FieldName[] = Object.keys(FIELDS) as FieldName[];
+
+/** A matched value; `mask` is absent when every bit is matched. Canonical: value has no bits outside the mask. */
+export interface MatchValue {
+  readonly value: bigint;
+  readonly mask?: bigint;
+}
+
+/** A match: field → value. An empty match matches every packet. */
+export type Match = { readonly [K in FieldName]?: MatchValue };
+
+/** Bits `ofs`..`ofs+nbits-1` of a field (a whole field when ofs 0 and nbits its width). */
+export interface Slice {
+  readonly field: FieldName;
+  readonly ofs: number;
+  readonly nbits: number;
+}
+
+/** Output port that sends a packet back where it came from (OFPP_IN_PORT). */
+export const IN_PORT = 0xfffffff8;
+
+/**
+ * One action. `load` writes registers (and other fields by slice), `set_field` writes a whole
+ * non-register field; an empty action list drops the packet; `goto_table` comes last.
+ */
+export type Action =
+  | { readonly type: "output"; readonly port: number }
+  | { readonly type: "output_reg"; readonly src: Slice }
+  | { readonly type: "load"; readonly dst: Slice; readonly value: bigint }
+  | { readonly type: "move"; readonly src: Slice; readonly dst: Slice }
+  | { readonly type: "set_field"; readonly field: FieldName; readonly value: bigint }
+  | { readonly type: "goto_table"; readonly table: number };
+
+/** One flow: table, priority, cookie, match and actions (none = drop). */
+export interface Flow {
+  readonly table: number;
+  readonly priority: number;
+  readonly cookie: bigint;
+  readonly match: Match;
+  readonly actions: readonly Action[];
+}
+
+/** Counters of a flow read back from the switch. */
+export interface FlowStats {
+  readonly packets: bigint;
+  readonly bytes: bigint;
+  readonly durationSec: number;
+}
+
+/**
+ * A change in a bundle: add (or replace) a flow; delete every flow whose cookie matches under a mask;
+ * or delete exactly one flow (same table, priority and match, and its cookie).
+ */
+export type FlowOp =
+  | { readonly op: "add"; readonly flow: Flow }
+  | { readonly op: "delete"; readonly cookie: bigint; readonly mask: bigint }
+  | { readonly op: "delete_strict"; readonly flow: Flow };
+
+// ---- values ------------------------------------------------------------------------------------
+
+/** All ones in a field's width. */
+export function fullMask(name: FieldName): bigint {
+  return (1n << BigInt(FIELDS[name].bytes * 8)) - 1n;
+}
+
+/** An IPv4 address as a 32-bit number; throws naming the text when it is not one. */
+export function ipv4(text: string): bigint {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
+  if (!m || m.slice(1).some((o) => Number(o) > 255)) throw new Error(`"${text}" is not an IPv4 address`);
+  return m.slice(1).reduce((acc, o) => (acc << 8n) | BigInt(Number(o)), 0n);
+}
+
+/** A MAC address as a 48-bit number; throws naming the text when it is not one. */
+export function mac(text: string): bigint {
+  if (!/^[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}$/.test(text)) throw new Error(`"${text}" is not a MAC address`);
+  return BigInt(`0x${text.replace(/:/g, "")}`);
+}
+
+/** Prints a value of a kind. */
+export function formatValue(kind: FieldKind, v: bigint): string {
+  if (kind === "int") return v.toString();
+  if (kind === "mac") return v.toString(16).padStart(12, "0").replace(/(..)(?!$)/g, "$1:");
+  return [24n, 16n, 8n, 0n].map((s) => String((v >> s) & 0xffn)).join(".");
+}
+
+/** An exact match value. */
+export function exact(value: bigint | number): MatchValue {
+  return { value: BigInt(value) };
+}
+
+/** A masked match value, canonical (exact when the mask is full, value under the mask). */
+export function masked(name: FieldName, value: bigint, mask: bigint): MatchValue {
+  const full = fullMask(name);
+  const m = mask & full;
+  return m === full ? { value: value & full } : { value: value & m, mask: m };
+}
+
+// ---- match and action constructors -----------------------------------------------------------------
+
+/** Match constructors: combine with `{ ...a, ...b }` or match(). */
+export const on = {
+  inPort: (port: number): Match => ({ in_port: exact(port) }),
+  ip: (): Match => ({ dl_type: exact(EthType.IPv4) }),
+  arp: (): Match => ({ dl_type: exact(EthType.ARP) }),
+  ethSrc: (m: string): Match => ({ dl_src: exact(mac(m)) }),
+  /** IPv4 source, `A.B.C.D` or `A.B.C.D/len`; adds the `ip` prerequisite. */
+  ipSrc: (cidr: string): Match => ({ ...on.ip(), nw_src: prefix("nw_src", cidr) }),
+  /** IPv4 destination, `A.B.C.D` or `A.B.C.D/len`; adds the `ip` prerequisite. */
+  ipDst: (cidr: string): Match => ({ ...on.ip(), nw_dst: prefix("nw_dst", cidr) }),
+  arpOp: (op: number): Match => ({ ...on.arp(), arp_op: exact(op) }),
+  arpSpa: (ip: string): Match => ({ ...on.arp(), arp_spa: exact(ipv4(ip)) }),
+  arpTpa: (ip: string): Match => ({ ...on.arp(), arp_tpa: exact(ipv4(ip)) }),
+  arpSha: (m: string): Match => ({ ...on.arp(), arp_sha: exact(mac(m)) }),
+  tunId: (id: number | bigint): Match => ({ tun_id: exact(id) }),
+  tunSrc: (ip: string): Match => ({ tun_src: exact(ipv4(ip)) }),
+  reg: (reg: number, value: number | bigint): Match => ({ [regName(reg)]: exact(value) }),
+} as const;
+
+/** One match from parts (later parts win on the same field). */
+export function match(...parts: Match[]): Match {
+  return Object.assign({}, ...parts) as Match;
+}
+
+function prefix(name: "nw_src" | "nw_dst", cidr: string): MatchValue {
+  const [ip, len] = cidr.split("/");
+  const bits = len === undefined ? 32 : Number(len);
+  if (!Number.isInteger(bits) || bits < 0 || bits > 32) throw new Error(`"${cidr}" is not an IPv4 prefix`);
+  return masked(name, ipv4(ip!), ((1n << 32n) - 1n) ^ ((1n << BigInt(32 - bits)) - 1n));
+}
+
+/** The match name of register k. */
+export function regName(k: number): FieldName {
+  if (!Number.isInteger(k) || k < 0 || k > 15) throw new Error(`register ${k} outside 0..15`);
+  return `reg${k}` as FieldName;
+}
+
+/** A slice of a field: the whole field, or bits from..to inclusive. */
+export function slice(field: FieldName, from?: number, to?: number): Slice {
+  const width = FIELDS[field].bytes * 8;
+  if (from === undefined) return { field, ofs: 0, nbits: width };
+  const end = to ?? from;
+  if (from < 0 || end < from || end >= width) throw new Error(`bits ${from}..${end} outside ${field} (${width} bits)`);
+  return { field, ofs: from, nbits: end - from + 1 };
+}
+
+/** Action constructors. */
+export const act = {
+  output: (port: number): Action => ({ type: "output", port }),
+  inPort: (): Action => ({ type: "output", port: IN_PORT }),
+  outputReg: (reg: number): Action => ({ type: "output_reg", src: slice(regName(reg)) }),
+  load: (dst: Slice, value: number | bigint): Action => ({ type: "load", dst, value: BigInt(value) }),
+  loadReg: (reg: number, value: number | bigint): Action => ({ type: "load", dst: slice(regName(reg)), value: BigInt(value) }),
+  move: (src: Slice, dst: Slice): Action => ({ type: "move", src, dst }),
+  setMac: (field: "dl_src" | "dl_dst" | "arp_sha", m: string): Action => ({ type: "set_field", field, value: mac(m) }),
+  setIPv4: (field: "arp_spa" | "tun_dst" | "nw_src" | "nw_dst", ip: string): Action => ({ type: "set_field", field, value: ipv4(ip) }),
+  setInt: (field: "arp_op" | "tun_id", v: number | bigint): Action => ({ type: "set_field", field, value: BigInt(v) }),
+  goto: (table: number): Action => ({ type: "goto_table", table }),
+} as const;
+
+// ---- rendering as ovs-ofctl text -------------------------------------------------------------------
+
+/** Hex with 0x, as OpenFlow tools print cookies. */
+export function hex(n: bigint): string {
+  return `0x${n.toString(16)}`;
+}
+
+function renderMatchValue(name: FieldName, v: MatchValue): string {
+  const def = FIELDS[name];
+  if (v.mask === undefined) return formatValue(def.kind, v.value);
+  if (def.kind === "ipv4") {
+    const bits = v.mask.toString(2).padStart(32, "0");
+    if (/^1*0*$/.test(bits)) return `${formatValue("ipv4", v.value)}/${bits.indexOf("0") < 0 ? 32 : bits.indexOf("0")}`;
+  }
+  return def.kind === "int" ? `${hex(v.value)}/${hex(v.mask)}` : `${formatValue(def.kind, v.value)}/${formatValue(def.kind, v.mask)}`;
+}
+
+/** A match as ovs-ofctl tokens, in FIELD_ORDER; `ip`/`arp` stand for the ethertypes. */
+export function renderMatch(m: Match): string[] {
+  const out: string[] = [];
+  for (const name of FIELD_ORDER) {
+    const v = m[name];
+    if (!v) continue;
+    if (name === "dl_type" && v.mask === undefined && (v.value === BigInt(EthType.IPv4) || v.value === BigInt(EthType.ARP))) {
+      out.push(v.value === BigInt(EthType.IPv4) ? "ip" : "arp");
+    } else out.push(`${name}=${name === "dl_type" ? hex(v.value) : renderMatchValue(name, v)}`);
+  }
+  return out;
+}
+
+function renderSlice(s: Slice): string {
+  const def = FIELDS[s.field];
+  if (s.ofs === 0 && s.nbits === def.bytes * 8) return `${def.nxm}[]`;
+  return s.nbits === 1 ? `${def.nxm}[${s.ofs}]` : `${def.nxm}[${s.ofs}..${s.ofs + s.nbits - 1}]`;
+}
+
+/** One action as ovs-ofctl text. */
+export function renderAction(a: Action): string {
+  switch (a.type) {
+    case "output":
+      return a.port === IN_PORT ? "IN_PORT" : `output:${a.port}`;
+    case "output_reg":
+      return `output:${renderSlice(a.src)}`;
+    case "load":
+      return `load:${a.value}->${renderSlice(a.dst)}`;
+    case "move":
+      return `move:${renderSlice(a.src)}->${renderSlice(a.dst)}`;
+    case "set_field":
+      return `set_field:${formatValue(FIELDS[a.field].kind, a.value)}->${FIELDS[a.field].setName}`;
+    case "goto_table":
+      return `goto_table:${a.table}`;
+  }
+}
+
+/** Actions as ovs-ofctl text (`drop` when there are none). */
+export function renderActions(actions: readonly Action[]): string {
+  return actions.length ? actions.map(renderAction).join(",") : "drop";
+}
+
+/** A flow as ovs-ofctl add-flow text. */
+export function renderFlow(fl: Flow): string {
+  return `${[`table=${fl.table}`, `priority=${fl.priority}`, `cookie=${hex(fl.cookie)}`, ...renderMatch(fl.match)].join(",")} actions=${renderActions(fl.actions)}`;
+}
+
+/** A list of changes as an `ovs-ofctl bundle` file: applied atomically, in order. */
+export function renderBundle(ops: readonly FlowOp[]): string {
+  const line = (o: FlowOp) => {
+    if (o.op === "add") return `flow add ${renderFlow(o.flow)}`;
+    if (o.op === "delete") return `flow delete cookie=${hex(o.cookie)}/${hex(o.mask)}`;
+    const fl = o.flow;
+    return `flow delete_strict ${[`table=${fl.table}`, `priority=${fl.priority}`, `cookie=${hex(fl.cookie)}/-1`, ...renderMatch(fl.match)].join(",")}`;
+  };
+  return ops.map(line).join("\n") + "\n";
+}
+
+/** The identity of a flow in its switch: table, priority and match (what OFPFC_ADD replaces). */
+export function flowKey(fl: Pick<Flow, "table" | "priority" | "match">): string {
+  return `table=${fl.table},priority=${fl.priority},${renderMatch(fl.match).join(",")}`;
+}
+
+/** True when two flows are the same: key, cookie and actions. */
+export function sameFlow(a: Flow, b: Flow): boolean {
+  return a.cookie === b.cookie && renderFlow(a) === renderFlow(b);
+}
