@@ -1,5 +1,11 @@
 // ovsplane-ipam executable: the host-local compatible IPAM plugin behind the shared CNI dispatcher.
 import { dispatch } from "../lib/cni/skel.ts";
 import { IPAM_ARGS, ipamPlugin } from "../lib/ipam/plugin.ts";
+import { configure, settingsFromEnv } from "../lib/settings.ts";
 
-void dispatch(ipamPlugin, { about: "ovsplane-ipam: host-local compatible IP address management for ovsplane", knownArgs: IPAM_ARGS });
+configure(settingsFromEnv(process.env));
+void dispatch(ipamPlugin, {
+  about: "ovsplane-ipam: host-local compatible IP address management for ovsplane",
+  env: process.env,
+  knownArgs: IPAM_ARGS,
+});

@@ -26,12 +26,14 @@ export type CodeValue = (typeof Code)[keyof typeof Code];
 
 /** The error every plugin path throws; the dispatcher turns it into the spec's error JSON. */
 export class CniError extends Error {
+  /** code and msg as the spec's error JSON shows them; cause (ES2022) keeps the error this one wraps, for debugging. */
   constructor(
     readonly code: number,
     msg: string,
     readonly details = "",
+    options?: ErrorOptions,
   ) {
-    super(msg);
+    super(msg, options);
     this.name = "CniError";
   }
 
@@ -47,21 +49,26 @@ export class CniError extends Error {
   }
 }
 
-/** `invalid config: <field> <value>: <why>` (code 7). */
-export function invalidConfig(field: string, value: unknown, why: string): CniError {
-  const shown = value === undefined ? "" : ` ${JSON.stringify(value)}`;
-  return new CniError(Code.InvalidConfig, `invalid config: ${field}${shown}: ${why}`);
+/** `{ cause }` when there is one (so an error without a cause has no cause property). */
+function causeOf(cause: unknown): ErrorOptions | undefined {
+  return cause === undefined ? undefined : { cause };
 }
 
-/** A bad or missing CNI_* environment variable (code 4). */
-export function invalidEnv(variable: string, value: string | undefined, why: string): CniError {
+/** `invalid config: <field> <value>: <why>` (code 7); cause: the error that made it invalid, if any. */
+export function invalidConfig(field: string, value: unknown, why: string, cause?: unknown): CniError {
   const shown = value === undefined ? "" : ` ${JSON.stringify(value)}`;
-  return new CniError(Code.InvalidEnv, `invalid environment: ${variable}${shown}: ${why}`);
+  return new CniError(Code.InvalidConfig, `invalid config: ${field}${shown}: ${why}`, "", causeOf(cause));
 }
 
-/** Stdin that is not the JSON we need (code 6). */
-export function decodeFailure(why: string): CniError {
-  return new CniError(Code.DecodeFailure, `cannot decode network configuration: ${why}`);
+/** A bad or missing CNI_* environment variable (code 4); cause: the error that made it bad, if any. */
+export function invalidEnv(variable: string, value: string | undefined, why: string, cause?: unknown): CniError {
+  const shown = value === undefined ? "" : ` ${JSON.stringify(value)}`;
+  return new CniError(Code.InvalidEnv, `invalid environment: ${variable}${shown}: ${why}`, "", causeOf(cause));
+}
+
+/** Stdin that is not the JSON we need (code 6); cause: the parser's error, if any. */
+export function decodeFailure(why: string, cause?: unknown): CniError {
+  return new CniError(Code.DecodeFailure, `cannot decode network configuration: ${why}`, "", causeOf(cause));
 }
 
 /** A cniVersion we do not speak, or a command the version lacks (code 1). */
@@ -73,17 +80,17 @@ export function incompatibleVersion(version: string, supported: readonly string[
   );
 }
 
-/** A service (OVSDB, ovs-vswitchd) that does not answer now (code 11). */
-export function tryAgainLater(what: string, why: string): CniError {
-  return new CniError(Code.TryAgainLater, `${what} is not available, try again later: ${why}`);
+/** A service (OVSDB, ovs-vswitchd) that does not answer now (code 11); cause: the socket's error, if any. */
+export function tryAgainLater(what: string, why: string, cause?: unknown): CniError {
+  return new CniError(Code.TryAgainLater, `${what} is not available, try again later: ${why}`, "", causeOf(cause));
 }
 
-/** One step of a command failed on the host; the message names the step (code 100). */
+/** One step of a command failed on the host; the message names the step (code 100, or err's own code); err is the cause. */
 export function stepFailed(step: string, err: unknown): CniError {
   if (err instanceof CniError) {
-    return new CniError(err.code, `${step}: ${err.message}`, err.details);
+    return new CniError(err.code, `${step}: ${err.message}`, err.details, { cause: err });
   }
-  return new CniError(Code.StepFailed, `${step}: ${messageOf(err)}`, detailsOf(err));
+  return new CniError(Code.StepFailed, `${step}: ${messageOf(err)}`, detailsOf(err), { cause: err });
 }
 
 /** The thing ADD would create is already there (code 101). */
@@ -91,15 +98,27 @@ export function alreadyExists(what: string): CniError {
   return new CniError(Code.AlreadyExists, `${what} already exists`);
 }
 
-/** CHECK found a piece missing or different (code 102). */
-export function checkFailed(what: string, why: string): CniError {
-  return new CniError(Code.CheckFailed, `check failed: ${what}: ${why}`);
+/** CHECK found a piece missing or different (code 102); cause: the error that showed it, if any. */
+export function checkFailed(what: string, why: string, cause?: unknown): CniError {
+  return new CniError(Code.CheckFailed, `check failed: ${what}: ${why}`, "", causeOf(cause));
 }
 
 /** The text of any thrown value. */
 export function messageOf(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);
+}
+
+/** An error's stack followed by its cause chain ("caused by: ..."), for OVSPLANE_DEBUG. */
+export function causeChain(err: unknown, maxDepth = 8): string {
+  const parts: string[] = [];
+  const seen = new Set<unknown>();
+  for (let e = err; e !== undefined && !seen.has(e) && parts.length < maxDepth; e = e instanceof Error ? e.cause : undefined) {
+    seen.add(e);
+    const text = e instanceof Error ? (e.stack ?? `${e.name}: ${e.message}`) : String(e);
+    parts.push(parts.length ? `caused by: ${text}` : text);
+  }
+  return parts.join("\n");
 }
 
 function detailsOf(err: unknown): string {

@@ -1,31 +1,40 @@
 // The shared dispatcher: env, stdin, version negotiation, result conversion and the error JSON.
 import { readFileSync } from "node:fs";
-import { CniError, Code, decodeFailure, incompatibleVersion, invalidConfig, invalidEnv, messageOf } from "./errors.ts";
+import { causeChain, CniError, Code, decodeFailure, incompatibleVersion, invalidConfig, invalidEnv, messageOf } from "./errors.ts";
 import { checkKnownArgs, parseCniArgs } from "./args.ts";
+import { ID_PATTERN, validateIfname } from "./names.ts";
 import { compareVersions, convertResult, CURRENT_VERSION, isSupported, parseResult, SUPPORTED_VERSIONS } from "./version.ts";
+import { settings } from "../settings.ts";
 import type { CniRequest, NetConf, Plugin } from "./types.ts";
 
-/** Container IDs, network names: the spec's pattern, which also keeps them safe in paths. */
-export const ID_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$/;
-
-/** Options of dispatch(). */
-export interface DispatchOptions {
-  /** Shown when CNI_COMMAND is unset. */
-  about: string;
+/** What buildRequest() needs to know of the plugin. */
+export interface RequestOptions {
   /** CNI_ARGS keys the plugin understands. */
   knownArgs?: readonly string[];
-  /** Environment (default process.env). */
-  env?: NodeJS.ProcessEnv;
-  /** Stdin text (default: read fd 0). */
-  stdin?: string;
+  /** IPAM types the plugin runs itself: ADD and CHECK need no CNI_PATH to find them. */
+  builtinIpam?: readonly string[];
 }
 
-/** Checks CNI_IFNAME the way the kernel and the spec want it. */
-export function validateIfname(name: string | undefined): string {
-  if (!name) throw invalidEnv("CNI_IFNAME", name, "required");
-  if (name.length > 15) throw invalidEnv("CNI_IFNAME", name, "longer than 15 characters");
-  if (name === "." || name === ".." || /[/:\s]/.test(name)) throw invalidEnv("CNI_IFNAME", name, "not a valid interface name");
-  return name;
+/** Where dispatch() writes: the process's stdout, stderr and exit code unless injected. */
+export interface DispatchOutput {
+  /** Result and error JSON (default process.stdout). */
+  stdout?: (text: string) => void;
+  /** The about text and debug output (default process.stderr). */
+  stderr?: (text: string) => void;
+  /** Called with 1 when the command failed (default: sets process.exitCode). */
+  exit?: (code: number) => void;
+}
+
+/** Options of dispatch(). */
+export interface DispatchOptions extends RequestOptions, DispatchOutput {
+  /** Shown when CNI_COMMAND is unset. */
+  about: string;
+  /** The CNI_* environment (the entry passes process.env). */
+  env: Record<string, string | undefined>;
+  /** Stdin text (default: read fd 0). */
+  stdin?: string;
+  /** Print the stack and cause chain of an error to stderr (default settings.debug). */
+  debug?: boolean;
 }
 
 function readStdin(): string {
@@ -42,7 +51,7 @@ export function decodeConf(stdin: string): NetConf {
   try {
     conf = JSON.parse(stdin);
   } catch (e) {
-    throw decodeFailure(`stdin is not JSON: ${messageOf(e)}`);
+    throw decodeFailure(`stdin is not JSON: ${messageOf(e)}`, e);
   }
   if (!conf || typeof conf !== "object" || Array.isArray(conf)) throw decodeFailure("stdin is not a JSON object");
   return conf as NetConf;
@@ -51,9 +60,9 @@ export function decodeConf(stdin: string): NetConf {
 /** Builds the request for a command from env and stdin (throws CniError on bad input). */
 export function buildRequest(
   command: CniRequest["command"],
-  env: NodeJS.ProcessEnv,
+  env: Record<string, string | undefined>,
   stdin: string,
-  knownArgs: readonly string[],
+  opts: RequestOptions = {},
   conf: NetConf = decodeConf(stdin),
 ): CniRequest {
   if (conf.cniVersion === undefined) conf.cniVersion = "0.1.0";
@@ -78,9 +87,10 @@ export function buildRequest(
   const ifname = perContainer ? validateIfname(env.CNI_IFNAME) : env.CNI_IFNAME ?? "";
   const rawArgs = env.CNI_ARGS ?? "";
   const args = parseCniArgs(rawArgs);
-  checkKnownArgs(args, knownArgs);
+  checkKnownArgs(args, opts.knownArgs ?? []);
   const path = (env.CNI_PATH ?? "").split(":").filter(Boolean);
-  if (perContainer && command !== "DEL" && path.length === 0 && conf.ipam?.type && conf.ipam.type !== "ovsplane-ipam") {
+  const ipamType = conf.ipam?.type;
+  if (perContainer && command !== "DEL" && path.length === 0 && ipamType && !(opts.builtinIpam ?? []).includes(ipamType)) {
     throw invalidEnv("CNI_PATH", env.CNI_PATH, "required to find the IPAM plugin");
   }
   const req: CniRequest = { command, containerID, netns, ifname, args, rawArgs, path, stdin, conf };
@@ -88,18 +98,21 @@ export function buildRequest(
   return req;
 }
 
-/** Runs one CNI command of a plugin with the process's env and stdin; prints the result or error JSON. */
+/** Runs one CNI command of a plugin with the given env and stdin; writes the result or error JSON to opts' output. */
 export async function dispatch(plugin: Plugin, opts: DispatchOptions): Promise<void> {
-  const env = opts.env ?? process.env;
+  const stdout = opts.stdout ?? ((s: string) => void process.stdout.write(s));
+  const stderr = opts.stderr ?? ((s: string) => void process.stderr.write(s));
+  const exit = opts.exit ?? ((code: number) => void (process.exitCode = code));
+  const env = opts.env;
   const command = env.CNI_COMMAND;
   if (!command) {
-    process.stderr.write(`${opts.about}\nCNI protocol versions supported: ${SUPPORTED_VERSIONS.join(", ")}\n`);
+    stderr(`${opts.about}\nCNI protocol versions supported: ${SUPPORTED_VERSIONS.join(", ")}\n`);
     return;
   }
   let version: string = CURRENT_VERSION;
   try {
     if (command === "VERSION") {
-      process.stdout.write(JSON.stringify({ cniVersion: CURRENT_VERSION, supportedVersions: SUPPORTED_VERSIONS }) + "\n");
+      stdout(JSON.stringify({ cniVersion: CURRENT_VERSION, supportedVersions: SUPPORTED_VERSIONS }) + "\n");
       return;
     }
     if (!["ADD", "DEL", "CHECK", "GC", "STATUS"].includes(command)) {
@@ -109,17 +122,17 @@ export async function dispatch(plugin: Plugin, opts: DispatchOptions): Promise<v
     const conf = decodeConf(stdin);
     // Errors answer in the config's version when we speak it.
     if (typeof conf.cniVersion === "string" && isSupported(conf.cniVersion)) version = conf.cniVersion;
-    const req = buildRequest(command as CniRequest["command"], env, stdin, opts.knownArgs ?? [], conf);
+    const req = buildRequest(command as CniRequest["command"], env, stdin, opts, conf);
     if (req.command === "ADD") {
       const result = await plugin.add(req);
-      process.stdout.write(JSON.stringify(convertResult(result, req.conf.cniVersion)) + "\n");
+      stdout(JSON.stringify(convertResult(result, req.conf.cniVersion)) + "\n");
     } else {
       await plugin[req.command.toLowerCase() as "del" | "check" | "gc" | "status"](req);
     }
   } catch (err) {
-    const e = err instanceof CniError ? err : new CniError(Code.StepFailed, `unexpected error: ${messageOf(err)}`);
-    if (env.OVSPLANE_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
-    process.stdout.write(JSON.stringify(e.toJSON(version)) + "\n");
-    process.exitCode = 1;
+    const e = err instanceof CniError ? err : new CniError(Code.StepFailed, `unexpected error: ${messageOf(err)}`, "", { cause: err });
+    if ((opts.debug ?? settings.debug) && err instanceof Error) stderr(`${causeChain(err)}\n`);
+    stdout(JSON.stringify(e.toJSON(version)) + "\n");
+    exit(1);
   }
 }

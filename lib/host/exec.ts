@@ -1,12 +1,10 @@
 // The one door to subprocesses: every spawn goes through run(), whose error keeps argv and stderr.
 import { spawn } from "node:child_process";
+import { settings } from "../settings.ts";
 
-/** OVSPLANE_TRACE=1 logs every subprocess and its duration to stderr. */
-const TRACE = !!process.env.OVSPLANE_TRACE;
-
-/** Under OVSPLANE_TRACE, logs a step with the milliseconds since the process started. */
+/** With settings.trace (OVSPLANE_TRACE), logs a step with the milliseconds since the process started. */
 export function trace(step: string): void {
-  if (TRACE) process.stderr.write(`ovsplane trace: at ${performance.now().toFixed(1)} ms: ${step}\n`);
+  if (settings.trace) process.stderr.write(`ovsplane trace: at ${performance.now().toFixed(1)} ms: ${step}\n`);
 }
 
 /** What a finished subprocess left behind. */
@@ -63,10 +61,11 @@ export function run(argv: readonly string[], opts: ExecOptions = {}): Promise<Ex
       clearTimeout(timer);
       reject(new ExecError(argv, -1, e.message, ""));
     });
-    const started = TRACE ? performance.now() : 0;
+    const tracing = settings.trace;
+    const started = tracing ? performance.now() : 0;
     child.on("close", (code) => {
       clearTimeout(timer);
-      if (TRACE) process.stderr.write(`ovsplane trace: ${(performance.now() - started).toFixed(1)} ms ${argv.join(" ")}\n`);
+      if (tracing) process.stderr.write(`ovsplane trace: ${(performance.now() - started).toFixed(1)} ms ${argv.join(" ")}\n`);
       const rc = code ?? -1;
       if (timedOut) stderr += `\ntimed out after ${opts.timeoutMs ?? 10_000} ms`;
       if ((rc !== 0 || timedOut) && !opts.allowFail) reject(new ExecError(argv, rc, stderr, stdout));

@@ -57,7 +57,7 @@ function ipField(field: string, value: unknown, subnet?: Cidr): IpAddress {
   try {
     ip = parseIp(value);
   } catch (e) {
-    throw invalidConfig(field, value, (e as IpParseError).message);
+    throw invalidConfig(field, value, (e as IpParseError).message, e);
   }
   if (subnet && !cidrContains(subnet, ip)) {
     throw invalidConfig(field, value, `not in subnet ${cidrToString(subnet, { masked: true })}`);
@@ -70,7 +70,7 @@ function cidrField(field: string, value: unknown): Cidr {
   try {
     return parseCidr(value);
   } catch (e) {
-    throw invalidConfig(field, value, (e as IpParseError).message);
+    throw invalidConfig(field, value, (e as IpParseError).message, e);
   }
 }
 
@@ -192,8 +192,8 @@ function parseRequested(conf: NetConf, args: Record<string, string>, sets: Range
       if (typeof r.value !== "string") throw new IpParseError("must be an IP address string");
       ip = parseIp(stripPrefix(r.value));
     } catch (e) {
-      if (r.env) throw invalidEnv("CNI_ARGS", `IP=${args.IP}`, `${JSON.stringify(r.value)}: ${(e as Error).message}`);
-      throw invalidConfig(r.field, r.value, (e as Error).message);
+      if (r.env) throw invalidEnv("CNI_ARGS", `IP=${args.IP}`, `${JSON.stringify(r.value)}: ${(e as Error).message}`, e);
+      throw invalidConfig(r.field, r.value, (e as Error).message, e);
     }
     if (out.some((o) => o.ip.equals(ip))) continue;
     const hit = findPool(sets, ip);

@@ -18,7 +18,7 @@ async function readDns(path: string | undefined): Promise<DNS> {
   try {
     return parseResolvConf(await readFile(path, "utf8"));
   } catch (e) {
-    throw invalidConfig("ipam.resolvConf", path, `cannot read: ${messageOf(e)}`);
+    throw invalidConfig("ipam.resolvConf", path, `cannot read: ${messageOf(e)}`, e);
   }
 }
 
@@ -63,7 +63,7 @@ async function check(req: CniRequest): Promise<void> {
     try {
       parsed = parseIp(addr ?? "");
     } catch (e) {
-      throw checkFailed(`prevResult address ${JSON.stringify(ip.address)}`, messageOf(e));
+      throw checkFailed(`prevResult address ${JSON.stringify(ip.address)}`, messageOf(e), e);
     }
     const hit = findPool(config.rangeSets, parsed);
     if (!hit) continue;

@@ -3,7 +3,7 @@ import { constants as fsc } from "node:fs";
 import { access, mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { CniError, Code, invalidConfig, invalidEnv, messageOf } from "../cni/errors.ts";
-import { ID_PATTERN } from "../cni/skel.ts";
+import { ID_PATTERN } from "../cni/names.ts";
 import { IpAddress, tryParseIp } from "../net/ip.ts";
 
 /** Separator between container ID and interface name in a lease file (host-local's LineBreak). */
@@ -71,7 +71,7 @@ export function checkOwner(containerID: string, ifname: string): void {
 }
 
 function ioFailure(what: string, path: string, err: unknown): CniError {
-  return new CniError(Code.IoFailure, `${what} ${path}: ${messageOf(err)}`);
+  return new CniError(Code.IoFailure, `${what} ${path}: ${messageOf(err)}`, "", { cause: err });
 }
 
 function errno(err: unknown): string | undefined {

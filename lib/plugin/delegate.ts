@@ -5,6 +5,10 @@ import { CniError, Code, invalidConfig } from "../cni/errors.ts";
 import { run } from "../host/exec.ts";
 import { parseResult } from "../cni/version.ts";
 import type { CniRequest, Result } from "../cni/types.ts";
+import { settings } from "../settings.ts";
+
+/** The IPAM type ovsplane can run in its own process (the code of the ovsplane-ipam executable). */
+export const BUILTIN_IPAM = "ovsplane-ipam";
 
 /** Finds an executable plugin by name in CNI_PATH. */
 export function findPlugin(name: string, path: readonly string[]): string {
@@ -20,9 +24,9 @@ export function findPlugin(name: string, path: readonly string[]): string {
   throw invalidConfig("ipam.type", name, `no executable plugin of that name in CNI_PATH (${path.join(":") || "empty"})`);
 }
 
-/** True when the IPAM runs in this process (same code as the ovsplane-ipam executable). */
+/** True when the IPAM runs in this process (unless settings.ipamExec asks to exec it from CNI_PATH). */
 function inProcess(type: string): boolean {
-  return type === "ovsplane-ipam" && process.env.OVSPLANE_IPAM_EXEC !== "1";
+  return type === BUILTIN_IPAM && !settings.ipamExec;
 }
 
 /** Runs the IPAM delegate for a command; returns its result (1.x shape) for ADD. */

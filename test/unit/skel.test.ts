@@ -1,10 +1,12 @@
 // Unit tests of the shared dispatcher: request building (every env/stdin refusal and its code) and dispatch() output.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { CniError } from "../../lib/cni/errors.ts";
-import { buildRequest, dispatch, validateIfname } from "../../lib/cni/skel.ts";
+import { CniError, stepFailed } from "../../lib/cni/errors.ts";
+import { validateIfname } from "../../lib/cni/names.ts";
+import { buildRequest, dispatch } from "../../lib/cni/skel.ts";
 import { CURRENT_VERSION, SUPPORTED_VERSIONS } from "../../lib/cni/version.ts";
 import type { CniRequest, Plugin, Result } from "../../lib/cni/types.ts";
+import { settingsFromEnv } from "../../lib/settings.ts";
 import { fails } from "./helpers.ts";
 
 type Cmd = CniRequest["command"];
@@ -15,8 +17,11 @@ function stdin(over: Record<string, unknown> = {}): string {
   return JSON.stringify({ cniVersion: "1.1.0", name: "net1", type: "ovsplane", ipam: { type: "host-local", subnet: "10.244.1.0/24" }, ...over });
 }
 
+/** The IPAM types the ovsplane entry runs itself (the dispatcher knows no plugin names). */
+const BUILTIN_IPAM = ["ovsplane-ipam"];
+
 function build(command: Cmd, env: Record<string, string | undefined> = {}, text = stdin(), known: readonly string[] = []): CniRequest {
-  return buildRequest(command, { ...ENV, ...env }, text, known);
+  return buildRequest(command, { ...ENV, ...env }, text, { knownArgs: known, builtinIpam: BUILTIN_IPAM });
 }
 
 
@@ -144,6 +149,8 @@ test("CNI_PATH is required on ADD for an exec'd IPAM plugin, not for the built-i
   fails(() => build("ADD", { CNI_PATH: undefined }), 4, "CNI_PATH");
   assert.equal(build("DEL", { CNI_PATH: undefined }).path, []);
   assert.equal(build("ADD", { CNI_PATH: undefined }, stdin({ ipam: { type: "ovsplane-ipam" } })).path, []);
+  // the built-in types are the caller's to name
+  fails(() => buildRequest("ADD", { ...ENV, CNI_PATH: undefined }, stdin({ ipam: { type: "ovsplane-ipam" } })), 4, "CNI_PATH");
 });
 
 test("a prevResult of the 0.2.0 shape is converted to the 1.x shape", () => {
@@ -179,23 +186,21 @@ interface Captured {
   exitCode: number | string | undefined;
 }
 
+/** Dispatches with captured output; OVSPLANE_DEBUG in env is read the way the entries read it. */
 async function run(plugin: Plugin, env: Record<string, string | undefined>, input?: string, knownArgs?: string[]): Promise<Captured> {
   const out: string[] = [];
   const err: string[] = [];
-  const w1 = process.stdout.write;
-  const w2 = process.stderr.write;
-  process.stdout.write = ((s: string | Uint8Array) => (out.push(String(s)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((s: string | Uint8Array) => (err.push(String(s)), true)) as typeof process.stderr.write;
-  let exitCode: Captured["exitCode"];
-  process.exitCode = 0;
-  try {
-    await dispatch(plugin, { about: "ovsplane test", env: env as NodeJS.ProcessEnv, ...(input === undefined ? {} : { stdin: input }), ...(knownArgs ? { knownArgs } : {}) });
-  } finally {
-    process.stdout.write = w1;
-    process.stderr.write = w2;
-    exitCode = process.exitCode;
-    process.exitCode = 0;
-  }
+  let exitCode: Captured["exitCode"] = 0;
+  await dispatch(plugin, {
+    about: "ovsplane test",
+    env,
+    debug: settingsFromEnv(env).debug,
+    stdout: (s) => void out.push(s),
+    stderr: (s) => void err.push(s),
+    exit: (code) => void (exitCode = code),
+    ...(input === undefined ? {} : { stdin: input }),
+    ...(knownArgs ? { knownArgs } : {}),
+  });
   return { stdout: out.join(""), stderr: err.join(""), exitCode };
 }
 
@@ -347,8 +352,35 @@ test("dispatch: a thrown non-Error is code 100 too", async () => {
   assert.equal(JSON.parse(c.stdout), { cniVersion: "1.1.0", code: 100, msg: "unexpected error: just a string" });
 });
 
-test("dispatch: exitCode is reset between tests", () => {
-  assert.is(process.exitCode, 0);
+test("dispatch: with OVSPLANE_DEBUG the cause chain follows the stack", async () => {
+  const inner = new Error("ovs-vsctl: exit 1: no bridge");
+  const p = fakePlugin({
+    add: async () => {
+      throw stepFailed("adding the OVS port", inner);
+    },
+  });
+  const c = await run(p, { ...ENV, CNI_COMMAND: "ADD" }, stdin());
+  assert.equal(JSON.parse(c.stdout), { cniVersion: "1.1.0", code: 100, msg: "adding the OVS port: ovs-vsctl: exit 1: no bridge" });
+  assert.is(c.stderr, "");
+  const d = await run(p, { ...ENV, CNI_COMMAND: "ADD", OVSPLANE_DEBUG: "1" }, stdin());
+  assert.is(d.stdout, c.stdout, "the error JSON does not change");
+  assert.ok(d.stderr.startsWith("CniError: adding the OVS port"), d.stderr);
+  assert.ok(d.stderr.includes("\ncaused by: Error: ovs-vsctl: exit 1: no bridge\n"), d.stderr);
+});
+
+test("errors keep what they wrap as cause", () => {
+  const inner = new Error("inner");
+  assert.is(stepFailed("a step", inner).cause, inner);
+  const wrapped = stepFailed("outer step", stepFailed("a step", inner));
+  assert.is(wrapped.message, "outer step: a step: inner");
+  assert.is((wrapped.cause as Error).cause, inner);
+  const decode = fails(() => build("ADD", {}, "{not json"), 6);
+  assert.instance(decode.cause, SyntaxError);
+  assert.not.ok("cause" in new CniError(7, "no cause"));
+});
+
+test("dispatch: the exit code goes through the injected output, never process.exitCode", () => {
+  assert.is(process.exitCode ?? 0, 0);
 });
 
 test.run();
