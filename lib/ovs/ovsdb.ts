@@ -1,8 +1,10 @@
-// The one OVSDB client (RFC 7047 JSON-RPC over unix:/tcp:) for short CNI processes: transact, lock, wait for cur_cfg.
+// The one OVSDB client (RFC 7047 JSON-RPC over unix:/tcp:): transact, lock, wait for cur_cfg, monitor.
 import { createConnection, type Socket } from "node:net";
 import { parseEndpoint, type Endpoint } from "./endpoint.ts";
 import { CniError, Code, messageOf, tryAgainLater } from "../cni/errors.ts";
 import { JsonSplitter } from "./jsonstream.ts";
+
+export { mapToObject, namedUuid, ovsMap, ovsSet, setToArray, uuid, uuidOf } from "./ovsdb-values.ts";
 
 /** The database every transaction goes to. */
 export const DATABASE = "Open_vSwitch";
@@ -40,6 +42,31 @@ export class OvsdbError extends CniError {
     this.name = "OvsdbError";
   }
 }
+
+/** One row as OVSDB sends it: column name to RFC 7047 value (atoms, `["set", ...]`, `["map", ...]`, `["uuid", s]`). */
+export type Row = Record<string, unknown>;
+
+/** What happened to one row (RFC 7047 §4.1.6): insert has only `new`, delete only `old`, modify both. */
+export interface RowUpdate {
+  old?: Row;
+  new?: Row;
+}
+
+/** An `update` notification's payload, or a monitor's initial state: table name to row uuid to RowUpdate. */
+export type TableUpdates = Record<string, Record<string, RowUpdate>>;
+
+/** RFC 7047 §4.1.5 monitor request of one table; all columns when `columns` is absent. */
+export interface MonitorRequest {
+  columns?: readonly string[];
+  select?: { initial?: boolean; insert?: boolean; delete?: boolean; modify?: boolean };
+}
+
+/**
+ * Receives a monitor's table updates, in the server's order: first the initial state (`initial`
+ * true, every row as an insert), then each `update` notification. Called synchronously from the
+ * socket's data handler: it must not throw.
+ */
+export type MonitorCallback = (updates: TableUpdates, initial: boolean) => void;
 
 interface Pending {
   resolve(v: unknown): void;
@@ -82,15 +109,19 @@ export function connect(endpoint: string, opts: { timeoutMs?: number } = {}): Pr
 }
 
 /**
- * One JSON-RPC connection to ovsdb-server. Answers the server's echo requests; holds the socket
- * referenced only while a request or lock wait is outstanding, so a forgotten close() cannot keep the
- * process alive, and close() ends it at once. Locks die with the connection.
+ * One JSON-RPC connection to ovsdb-server. Answers the server's echo requests. Holds the socket
+ * referenced only while a request, a lock wait or a monitor is outstanding: a one-shot CNI process
+ * (which never monitors) cannot be kept alive by a forgotten close(), while an active monitor is a
+ * long-lived user and keeps the process alive until monitorCancel() or close(). close() ends it at
+ * once. Locks and monitors die with the connection.
  */
 export class OvsdbClient {
   private readonly splitter = new JsonSplitter();
   private readonly pending = new Map<number, Pending>();
   private readonly held = new Set<string>();
   private readonly lockWaiters = new Map<string, (err?: Error) => void>();
+  private readonly monitors = new Map<string, MonitorCallback>();
+  private readonly closeWaiters: ((err: CniError) => void)[] = [];
   private nextId = 1;
   private closed: CniError | null = null;
 
@@ -168,12 +199,65 @@ export class OvsdbClient {
     return this.held.has(name);
   }
 
+  /**
+   * Starts monitor `id` (RFC 7047 §4.1.5) on Open_vSwitch for the requested tables. The initial
+   * state goes to `onUpdate` (with `initial` true) and is also returned; every later `update`
+   * notification for `id` goes to `onUpdate`. Throws OvsdbError if the server refuses (e.g. an
+   * unknown table or column, or an id already in use), code 11 on timeout or a closed connection.
+   */
+  async monitor(
+    id: string,
+    requests: Readonly<Record<string, MonitorRequest>>,
+    onUpdate: MonitorCallback,
+    timeoutMs = DEFAULT_TIMEOUT_MS,
+  ): Promise<TableUpdates> {
+    if (this.monitors.has(id)) throw new OvsdbError(-1, "duplicate monitor ID", id);
+    let initial: TableUpdates | undefined;
+    // The reply is handed to onUpdate in dispatch, before any notification that follows it in the stream.
+    this.monitors.set(id, (u, isInitial) => {
+      if (isInitial) initial = u;
+      onUpdate(u, isInitial);
+    });
+    try {
+      await this.request("monitor", [DATABASE, id, requests], timeoutMs, id);
+    } catch (e) {
+      this.monitors.delete(id);
+      this.updateRef();
+      throw e;
+    }
+    return initial ?? {};
+  }
+
+  /** Cancels monitor `id` (RFC 7047 §4.1.7); no notification reaches its callback afterwards. */
+  async monitorCancel(id: string, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<void> {
+    if (!this.monitors.delete(id)) return;
+    this.updateRef();
+    await this.request("monitor_cancel", [id], timeoutMs);
+  }
+
+  /** Sends an `echo` request and waits for the reply: a liveness probe. Throws code 11 on timeout. */
+  async echo(timeoutMs = DEFAULT_TIMEOUT_MS): Promise<void> {
+    await this.request("echo", [], timeoutMs);
+  }
+
+  /** Whether the connection is still open. */
+  get isOpen(): boolean {
+    return this.closed === null;
+  }
+
+  /** Resolves (never rejects) with the reason once the connection has ended, whoever ended it. */
+  whenClosed(): Promise<CniError> {
+    if (this.closed) return Promise.resolve(this.closed);
+    return new Promise((resolve) => this.closeWaiters.push(resolve));
+  }
+
   /** Closes the connection (dropping its locks); outstanding calls fail with code 11. Idempotent. */
   close(): void {
     this.shutdown(tryAgainLater(`OVSDB at ${this.endpoint}`, "connection closed by the client"));
   }
 
-  private request(method: string, params: unknown[], timeoutMs: number): Promise<unknown> {
+  /** `monitorId`: a monitor reply is also handed to that monitor's callback, synchronously. */
+  private request(method: string, params: unknown[], timeoutMs: number, monitorId?: string): Promise<unknown> {
     if (this.closed) return Promise.reject(this.closed);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
@@ -182,7 +266,11 @@ export class OvsdbClient {
         this.updateRef();
         reject(tryAgainLater(`OVSDB at ${this.endpoint}`, `no reply to "${method}" within ${timeoutMs} ms`));
       }, timeoutMs);
-      this.pending.set(id, { resolve, reject, timer });
+      const onReply = monitorId === undefined ? resolve : (v: unknown) => {
+        this.monitors.get(monitorId)?.(isObject(v) ? (v as TableUpdates) : {}, true);
+        resolve(v);
+      };
+      this.pending.set(id, { resolve: onReply, reject, timer });
       this.updateRef();
       this.send({ method, params, id });
     });
@@ -194,7 +282,7 @@ export class OvsdbClient {
 
   private updateRef(): void {
     if (this.closed) return;
-    if (this.pending.size > 0 || this.lockWaiters.size > 0) this.sock.ref();
+    if (this.pending.size > 0 || this.lockWaiters.size > 0 || this.monitors.size > 0) this.sock.ref();
     else this.sock.unref();
   }
 
@@ -233,6 +321,13 @@ export class OvsdbClient {
       if (msg.method === "stolen") return void this.held.delete(name);
       this.held.add(name);
       this.lockWaiters.get(name)?.();
+    } else if (msg.method === "update" && Array.isArray(msg.params)) {
+      const [id, updates] = msg.params as unknown[];
+      if (typeof id === "string" && isObject(updates)) this.monitors.get(id)?.(updates as TableUpdates, false);
+    } else if (msg.method === "monitor_canceled" && Array.isArray(msg.params)) {
+      // ovsdb-server's extension: the server dropped the monitor (e.g. its database went away).
+      this.monitors.delete(String(msg.params[0]));
+      this.updateRef();
     }
   }
 
@@ -247,6 +342,8 @@ export class OvsdbClient {
     this.pending.clear();
     for (const done of [...this.lockWaiters.values()]) done(err);
     this.held.clear();
+    this.monitors.clear();
+    for (const w of this.closeWaiters.splice(0)) w(err);
   }
 }
 
@@ -266,40 +363,6 @@ export async function waitForCurCfg(client: OvsdbClient, nextCfg: number, timeou
   throw tryAgainLater("ovs-vswitchd", `did not apply the configuration within ${timeoutMs} ms`);
 }
 
-/** An OVSDB map value: `["map", [[k, v], ...]]`. */
-export function ovsMap(obj: Record<string, string>): ["map", [string, string][]] {
-  return ["map", Object.entries(obj)];
-}
-
-/** An OVSDB set value: `["set", [...]]`. */
-export function ovsSet<T>(arr: readonly T[]): ["set", T[]] {
-  return ["set", [...arr]];
-}
-
-/** A reference to an existing row: `["uuid", s]`. */
-export function uuid(s: string): ["uuid", string] {
-  return ["uuid", s];
-}
-
-/** A reference to a row inserted in the same transaction under `"uuid-name": s`. */
-export function namedUuid(s: string): ["named-uuid", string] {
-  return ["named-uuid", s];
-}
-
-/** Reads an OVSDB map (`["map", [[k, v], ...]]`) into an object; throws TypeError on anything else. */
-export function mapToObject(v: unknown): Record<string, any> {
-  if (!Array.isArray(v) || v[0] !== "map" || !Array.isArray(v[1])) throw new TypeError(`not an OVSDB map: ${JSON.stringify(v)}`);
-  return Object.fromEntries((v[1] as [unknown, unknown][]).map(([k, x]) => [String(k), x]));
-}
-
-/** Reads an OVSDB set: `["set", [...]]` gives its elements, a bare value (a one-element set) gives `[value]`. */
-export function setToArray(v: unknown): any[] {
-  if (Array.isArray(v) && v[0] === "set" && Array.isArray(v[1])) return v[1];
-  return [v];
-}
-
-/** The UUID string of a `["uuid", s]` value; throws TypeError on anything else. */
-export function uuidOf(v: unknown): string {
-  if (Array.isArray(v) && v[0] === "uuid" && typeof v[1] === "string") return v[1];
-  throw new TypeError(`not an OVSDB uuid: ${JSON.stringify(v)}`);
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === "object" && !Array.isArray(v);
 }
