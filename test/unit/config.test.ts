@@ -4,7 +4,7 @@ import * as assert from "uvu/assert";
 import { CniError } from "../../lib/cni/errors.ts";
 import { DEFAULTS, MAX_VNI, parseConfig, parseSegment, segmentOf, type OvsplaneConfig } from "../../lib/plugin/config.ts";
 import type { CniRequest, NetConf } from "../../lib/cni/types.ts";
-import { fails } from "./helpers.ts";
+import { cniRequest, fails } from "./helpers.ts";
 
 /** A minimal valid configuration, with overrides. */
 function conf(over: Record<string, unknown> = {}): NetConf {
@@ -198,9 +198,7 @@ test("an IPAM without subnets (e.g. dhcp) gives no podCIDRs", () => {
   assert.equal(parseConfig(conf({ ipam: { type: "dhcp" } })).podCIDRs, []);
 });
 
-function req(args: Record<string, string>): CniRequest {
-  return { command: "ADD", containerID: "c1", netns: "/var/run/netns/p", ifname: "eth0", args, rawArgs: "", path: [], stdin: "", conf: conf() };
-}
+const req = (args: Record<string, string>): CniRequest => cniRequest("ADD", conf(), { args });
 
 test("segmentOf: CNI_ARGS OVSPLANE_SEGMENT over the config", () => {
   const cfg = parseConfig(conf({ segment: 7 }));

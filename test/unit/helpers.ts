@@ -4,34 +4,54 @@ import { CniError } from "../../lib/cni/errors.ts";
 import { parseConfig, type OvsplaneConfig } from "../../lib/plugin/config.ts";
 import type { NodeSpec } from "../../lib/node/bridge.ts";
 import type { PodFlowSpec } from "../../lib/dataplane/builders.ts";
+import type { CniRequest, NetConf } from "../../lib/cni/types.ts";
 
-/** Runs fn, expects a CniError with the code whose message names every inMsg, and returns it. */
-export function fails(fn: () => unknown, code: number, ...inMsg: string[]): CniError {
+/** Runs fn, expects it to throw a CniError (any code), and returns it. */
+export function caught(fn: () => unknown, what = "a CniError"): CniError {
   try {
     fn();
   } catch (e) {
     assert.instance(e, CniError);
-    const err = e as CniError;
-    assert.is(err.code, code, err.message);
-    for (const s of inMsg) assert.ok(err.message.includes(s), `${JSON.stringify(err.message)} should name ${JSON.stringify(s)}`);
-    return err;
+    return e as CniError;
   }
-  assert.unreachable(`expected code ${code} naming ${inMsg.join(", ")}`);
-  throw new Error("unreachable");
+  throw new assert.Assertion({ message: `expected ${what}`, expects: what, actual: "returned", operator: "throws" });
 }
 
-/** Awaits p, expects a CniError with the code (and message matching re), and returns it. */
-export async function expectCode(p: Promise<unknown>, code: number, re?: RegExp): Promise<CniError> {
+/** Awaits p, expects it to reject with a CniError (any code), and returns it. */
+export async function rejection(p: Promise<unknown>, what = "a CniError"): Promise<CniError> {
   try {
     await p;
   } catch (e) {
     assert.instance(e, CniError);
-    const err = e as CniError;
-    assert.is(err.code, code, err.message);
-    if (re) assert.match(err.message, re);
-    return err;
+    return e as CniError;
   }
-  throw new assert.Assertion({ message: `expected a code ${code} error`, expects: code, actual: "resolved", operator: "throws" });
+  throw new assert.Assertion({ message: `expected ${what}`, expects: what, actual: "resolved", operator: "throws" });
+}
+
+/** Runs fn, expects a CniError with the code whose message names every inMsg, and returns it. */
+export function fails(fn: () => unknown, code: number, ...inMsg: string[]): CniError {
+  const err = caught(fn, `code ${code} naming ${inMsg.join(", ")}`);
+  assert.is(err.code, code, err.message);
+  for (const s of inMsg) assert.ok(err.message.includes(s), `${JSON.stringify(err.message)} should name ${JSON.stringify(s)}`);
+  return err;
+}
+
+/** Awaits p, expects a CniError with the code (and message matching re), and returns it. */
+export async function expectCode(p: Promise<unknown>, code: number, re?: RegExp): Promise<CniError> {
+  const err = await rejection(p, `a code ${code} error`);
+  assert.is(err.code, code, err.message);
+  if (re) assert.match(err.message, re);
+  return err;
+}
+
+/** A network configuration "net1" with an ovsplane-ipam section (fields of ipam and of the config overridden). */
+export function ipamConf(ipam: Record<string, unknown>, extra: Partial<NetConf> = {}): NetConf {
+  return { cniVersion: "1.1.0", name: "net1", type: "ovsplane", ipam: { type: "ovsplane-ipam", ...ipam }, ...extra };
+}
+
+/** A request as the dispatcher would build it: container "c1", eth0, no args (fields overridden by over). */
+export function cniRequest(command: CniRequest["command"], conf: NetConf, over: Partial<CniRequest> = {}): CniRequest {
+  return { command, containerID: "c1", netns: "/var/run/netns/p1", ifname: "eth0", args: {}, rawArgs: "", path: [], stdin: JSON.stringify(conf), conf, ...over };
 }
 
 /** The fixture network "net1": node range 10.244.1.0/24 and n peers 198.18.0.(2+i) with 10.244.(2+i).0/24. */

@@ -4,12 +4,12 @@ import * as assert from "uvu/assert";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CniError } from "../../lib/cni/errors.ts";
 import { ipamPlugin } from "../../lib/ipam/plugin.ts";
 import { candidates, setCapacity } from "../../lib/ipam/allocator.ts";
 import { parseIpamConfig } from "../../lib/ipam/config.ts";
 import { parseIp } from "../../lib/net/ip.ts";
 import type { CniRequest, NetConf, Result } from "../../lib/cni/types.ts";
+import { cniRequest, ipamConf, rejection as fails } from "./helpers.ts";
 
 const ctx = { dir: "" };
 const T = suite("ipam-alloc");
@@ -21,15 +21,12 @@ T.after.each(() => {
 });
 
 function conf(ipam: Record<string, unknown>, extra: Partial<NetConf> = {}): NetConf {
-  return { cniVersion: "1.1.0", name: "net1", type: "ovsplane", ipam: { type: "ovsplane-ipam", dataDir: ctx.dir, ...ipam }, ...extra };
+  return ipamConf({ dataDir: ctx.dir, ...ipam }, extra);
 }
 const V4 = { ranges: [[{ subnet: "10.0.0.0/24" }]] };
 
 function req(command: CniRequest["command"], c: NetConf, o: { id?: string; ifname?: string; args?: Record<string, string>; prevResult?: Result } = {}): CniRequest {
-  const r: CniRequest = {
-    command, containerID: o.id ?? "c1", netns: "/var/run/netns/x", ifname: o.ifname ?? "eth0",
-    args: o.args ?? {}, rawArgs: "", path: [], stdin: JSON.stringify(c), conf: c,
-  };
+  const r = cniRequest(command, c, { containerID: o.id ?? "c1", ifname: o.ifname ?? "eth0", args: o.args ?? {} });
   if (o.prevResult) r.prevResult = o.prevResult;
   return r;
 }
@@ -37,15 +34,6 @@ const netDir = () => join(ctx.dir, "net1");
 const leaseFiles = () => readdirSync(netDir()).filter((f) => f !== "lock" && !f.startsWith("last_reserved_ip.")).sort();
 async function add(c: NetConf, o: Parameters<typeof req>[2] = {}): Promise<string[]> {
   return ((await ipamPlugin.add(req("ADD", c, o))).ips ?? []).map((i) => i.address);
-}
-async function fails(p: Promise<unknown>): Promise<CniError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.instance(e, CniError);
-    return e as CniError;
-  }
-  throw new Error("expected a CniError");
 }
 
 T("first ADD: .2 (gateway .1 skipped), result shape, files byte-exact, modes", async () => {

@@ -1,22 +1,13 @@
 // Unit tests of the ovsplane-ipam configuration parser: defaults, validation messages, requested IPs, resolv.conf.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { CniError } from "../../lib/cni/errors.ts";
+import type { CniError } from "../../lib/cni/errors.ts";
 import { DEFAULT_DATA_DIR, parseIpamConfig, parseResolvConf, type IpamConfig } from "../../lib/ipam/config.ts";
 import type { NetConf } from "../../lib/cni/types.ts";
-
-function conf(ipam: Record<string, unknown>, extra: Partial<NetConf> = {}): NetConf {
-  return { cniVersion: "1.1.0", name: "net1", type: "ovsplane", ipam: { type: "ovsplane-ipam", ...ipam }, ...extra };
-}
+import { caught, ipamConf as conf } from "./helpers.ts";
 
 function refused(c: NetConf, args: Record<string, string> = {}): CniError {
-  try {
-    parseIpamConfig(c, args);
-  } catch (e) {
-    assert.instance(e, CniError);
-    return e as CniError;
-  }
-  throw new Error(`accepted ${JSON.stringify(c.ipam)}`);
+  return caught(() => parseIpamConfig(c, args), `a refusal of ${JSON.stringify(c.ipam)}`);
 }
 
 function pool(cfg: IpamConfig, set = 0, i = 0): string[] {
