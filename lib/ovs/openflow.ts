@@ -1,25 +1,30 @@
-// Flow changes straight over the OpenFlow management socket: one atomic OpenFlow 1.4 bundle, no ovs-ofctl spawn.
-import { createConnection } from "node:net";
-import { parseEndpoint, type Endpoint } from "./endpoint.ts";
-import { CniError, Code, messageOf, tryAgainLater } from "../cni/errors.ts";
-import { encodeInstructions, encodeMatch, NX_VENDOR_ID } from "./oxm.ts";
-import { hex, type FlowOp } from "../dataplane/pipeline.ts";
-import { renderFlow } from "../dataplane/render.ts";
+// OpenFlow 1.4 messages we send and read: header, hello, flow mods, bundles, flow stats, errors (openflow-conn.ts talks).
+import { messageOf } from "../cni/errors.ts";
+import { hex, renderFlow, type Flow, type FlowOp, type FlowStats } from "./flow.ts";
+import { decodeInstructions, decodeMatch, encodeInstructions, encodeMatch, NX_VENDOR_ID } from "./oxm.ts";
 
 /** OpenFlow 1.4's wire version. */
 export const OFP14_VERSION = 0x05;
 /** The message types we send or read. */
 export const OFPT = {
-  Hello: 0, Error: 1, EchoRequest: 2, EchoReply: 3, FlowMod: 14, BarrierRequest: 20, BarrierReply: 21, BundleControl: 33, BundleAdd: 34,
+  Hello: 0, Error: 1, EchoRequest: 2, EchoReply: 3, FlowMod: 14, MultipartRequest: 18, MultipartReply: 19,
+  BarrierRequest: 20, BarrierReply: 21, BundleControl: 33, BundleAdd: 34,
 } as const;
 /** OFPT_BUNDLE_CONTROL types. */
 export const BundleCtrl = { OpenRequest: 0, OpenReply: 1, CommitRequest: 4, CommitReply: 5, DiscardRequest: 6 } as const;
+/** Multipart type OFPMP_FLOW_DESC (individual flow statistics) and flag OFPMPF_REPLY_MORE. */
+export const OFPMP_FLOW_DESC = 1;
+export const OFPMPF_REPLY_MORE = 1;
 /** OFPBF_ATOMIC | OFPBF_ORDERED, as ovs-ofctl bundle sends them. */
 export const BUNDLE_FLAGS = 3;
-/** Default time for the whole exchange (ms), as `ovs-ofctl --timeout=5`. */
+/** Default time for connecting and for each exchange (ms), as `ovs-ofctl --timeout=5`. */
 export const DEFAULT_TIMEOUT_MS = 5000;
+/** OFPFC_* flow mod commands we send. */
+export const OFPFC = { Add: 0, Delete: 3, DeleteStrict: 4 } as const;
 
 const ANY = 0xffffffff; // OFPP_ANY, OFPG_ANY, OFP_NO_BUFFER
+const ALL_TABLES = 0xff; // OFPTT_ALL
+const ALL_ONES = 0xffffffffffffffffn;
 
 /** One OpenFlow message: version 1.4 header (type, length, xid) and body. */
 export function ofMessage(type: number, xid: number, body: Buffer = Buffer.alloc(0)): Buffer {
@@ -37,31 +42,55 @@ export function helloMessage(xid: number): Buffer {
   return ofMessage(OFPT.Hello, xid, Buffer.from([0, 1, 0, 8, 0, 0, 0, 1 << OFP14_VERSION]));
 }
 
+/** True when a peer's HELLO body (and header version) offers OpenFlow 1.4. */
+export function helloOffers14(version: number, body: Buffer): boolean {
+  const bitmap = body.length >= 8 && body.readUInt16BE(0) === 1 ? body.readUInt32BE(4) : version >= OFP14_VERSION ? 1 << OFP14_VERSION : 0;
+  return (bitmap & (1 << OFP14_VERSION)) !== 0;
+}
+
+/** A change as the text `ovs-ofctl bundle` takes (for error messages). */
+export function describeOp(op: FlowOp): string {
+  if (op.op === "add") return `flow add ${renderFlow(op.flow)}`;
+  if (op.op === "delete") return `flow delete cookie=${hex(op.cookie)}/${hex(op.mask)}`;
+  return `flow delete_strict ${renderFlow(op.flow)}`;
+}
+
+function checkFlow(f: Flow): void {
+  if (!Number.isInteger(f.table) || f.table < 0 || f.table > 254) throw new Error(`flow "${renderFlow(f)}": table ${f.table} outside 0..254`);
+  if (!Number.isInteger(f.priority) || f.priority < 0 || f.priority > 0xffff) throw new Error(`flow "${renderFlow(f)}": bad priority ${f.priority}`);
+  if (typeof f.cookie !== "bigint" || f.cookie < 0n || f.cookie > ALL_ONES) throw new Error(`flow "${renderFlow(f)}": bad cookie ${f.cookie}`);
+}
+
 /**
  * An OFPT_FLOW_MOD for one change, byte for byte as `ovs-ofctl -O OpenFlow14` writes it: `add` is
  * OFPFC_ADD with table, priority, cookie, match and instructions; `delete` is OFPFC_DELETE of every
- * table (OFPTT_ALL), any out_port/out_group, by cookie under cookie_mask, with an empty match.
- * Throws an Error naming the flow and the token when it is outside our vocabulary.
+ * table (OFPTT_ALL), any out_port/out_group, by cookie under cookie_mask, with an empty match;
+ * `delete_strict` is OFPFC_DELETE_STRICT of the flow's table, priority and match, its cookie under a
+ * full mask. Throws an Error naming the flow when it cannot be encoded.
  */
 export function encodeFlowMod(op: FlowOp, xid: number): Buffer {
-  const isAdd = op.op === "add";
   const head = Buffer.alloc(40);
-  head.writeBigUInt64BE(isAdd ? op.flow.cookie : op.cookie, 0);
-  head.writeBigUInt64BE(isAdd ? 0n : op.mask, 8);
-  let tail = [encodeMatch([])];
-  if (isAdd) {
+  let tail: Buffer[] = [encodeMatch({})];
+  if (op.op === "delete") {
+    head.writeBigUInt64BE(op.cookie, 0);
+    head.writeBigUInt64BE(op.mask, 8);
+    head.writeUInt8(ALL_TABLES, 16);
+    head.writeUInt8(OFPFC.Delete, 17);
+    head.writeUInt16BE(0x8000, 22); // OFP_DEFAULT_PRIORITY, ignored by a non-strict delete
+  } else {
     const f = op.flow;
-    if (!Number.isInteger(f.table) || f.table < 0 || f.table > 254) throw new Error(`flow "${renderFlow(f)}": table ${f.table} outside 0..254`);
-    if (!Number.isInteger(f.priority) || f.priority < 0 || f.priority > 0xffff) throw new Error(`flow "${renderFlow(f)}": bad priority ${f.priority}`);
+    checkFlow(f);
     try {
-      tail = [encodeMatch(f.match), encodeInstructions(f.actions)];
+      tail = op.op === "add" ? [encodeMatch(f.match), encodeInstructions(f.actions)] : [encodeMatch(f.match)];
     } catch (e) {
       throw new Error(`cannot encode flow "${renderFlow(f)}": ${messageOf(e)}`);
     }
+    head.writeBigUInt64BE(f.cookie, 0);
+    head.writeBigUInt64BE(op.op === "add" ? 0n : ALL_ONES, 8);
+    head.writeUInt8(f.table, 16);
+    head.writeUInt8(op.op === "add" ? OFPFC.Add : OFPFC.DeleteStrict, 17);
+    head.writeUInt16BE(f.priority, 22); // idle and hard timeout stay 0
   }
-  head.writeUInt8(isAdd ? op.flow.table : 0xff, 16); // OFPTT_ALL for delete
-  head.writeUInt8(isAdd ? 0 : 3, 17); // OFPFC_ADD / OFPFC_DELETE
-  head.writeUInt16BE(isAdd ? op.flow.priority : 0x8000, 22); // idle and hard timeout stay 0
   head.writeUInt32BE(ANY, 24); // buffer_id
   head.writeUInt32BE(ANY, 28); // out_port
   head.writeUInt32BE(ANY, 32); // out_group; flags and importance stay 0
@@ -83,6 +112,58 @@ export function bundleAdd(xid: number, bundleId: number, msg: Buffer, flags = BU
   b.writeUInt32BE(bundleId, 0);
   b.writeUInt16BE(flags, 6);
   return ofMessage(OFPT.BundleAdd, xid, Buffer.concat([b, msg, Buffer.alloc((8 - (msg.length % 8)) % 8)]));
+}
+
+/** Which flows dumpFlows() reads: cookie under mask (mask defaults to all ones when a cookie is given), one table or all. */
+export interface FlowFilter {
+  cookie?: bigint;
+  mask?: bigint;
+  table?: number;
+}
+
+/** OFPT_MULTIPART_REQUEST of OFPMP_FLOW_DESC for the flows a filter selects (any out_port/out_group, empty match). */
+export function flowStatsRequest(xid: number, filter: FlowFilter = {}): Buffer {
+  const { table } = filter;
+  if (table !== undefined && (!Number.isInteger(table) || table < 0 || table > 254)) throw new Error(`flow dump: table ${table} outside 0..254`);
+  const b = Buffer.alloc(40);
+  b.writeUInt16BE(OFPMP_FLOW_DESC, 0); // flags and pad stay 0
+  b.writeUInt8(table ?? ALL_TABLES, 8);
+  b.writeUInt32BE(ANY, 12); // out_port
+  b.writeUInt32BE(ANY, 16); // out_group
+  b.writeBigUInt64BE(filter.cookie ?? 0n, 24);
+  b.writeBigUInt64BE(filter.mask ?? (filter.cookie === undefined ? 0n : ALL_ONES), 32);
+  return ofMessage(OFPT.MultipartRequest, xid, Buffer.concat([b, encodeMatch({})]));
+}
+
+/** A flow read back with its counters. */
+export interface FlowEntry {
+  flow: Flow;
+  stats: FlowStats;
+}
+
+/**
+ * The flows of one OFPMP_FLOW_DESC reply body (after the 8-byte multipart header): each `ofp_flow_stats`
+ * decoded to a typed flow (oxm.ts's canonical form) and its counters; durationSec has the nanoseconds as a
+ * fraction. Throws an Error naming the table, priority and cookie of a flow outside our vocabulary.
+ */
+export function decodeFlowStats(body: Buffer): FlowEntry[] {
+  const out: FlowEntry[] = [];
+  for (let off = 0; off < body.length; ) {
+    const len = body.length - off >= 48 ? body.readUInt16BE(off) : 0;
+    if (len < 56 || off + len > body.length) throw new Error(`flow stats entry at byte ${off}: bad length ${len}`);
+    const e = body.subarray(off, off + len);
+    const [table, priority, cookie] = [e[2]!, e.readUInt16BE(12), e.readBigUInt64BE(24)];
+    try {
+      const { match, length } = decodeMatch(e.subarray(48));
+      const flow: Flow = { table, priority, cookie, match, actions: decodeInstructions(e.subarray(48 + length)) };
+      const stats: FlowStats = { packets: e.readBigUInt64BE(32), bytes: e.readBigUInt64BE(40), durationSec: e.readUInt32BE(4) + e.readUInt32BE(8) / 1e9 };
+      out.push({ flow, stats });
+    } catch (err) {
+      throw new Error(`cannot decode flow table=${table},priority=${priority},cookie=${hex(cookie)}: ${messageOf(err)}`);
+    }
+    off += len;
+  }
+  return out;
 }
 
 const s = (x: string) => x.split(" ");
@@ -109,107 +190,4 @@ export function describeError(body: Buffer): string {
   const t = ERRORS[type];
   const name = t?.[1][code];
   return `${t && name ? `${t[0]}_${name}` : "error"} (type ${type}, code ${code})`;
-}
-
-/** Options of applyFlowsNative(). */
-export interface NativeOptions {
-  /** Time for connecting and the whole exchange (default 5000 ms); on expiry the call throws code 11. */
-  timeoutMs?: number;
-}
-
-/**
- * Applies `ops` to the switch at `ofSocket` (`unix:/path` or `tcp:HOST:PORT`) as ONE atomic, ordered
- * OpenFlow 1.4 bundle, the way `ovs-ofctl bundle` does: HELLO, BUNDLE_CONTROL open, one
- * BUNDLE_ADD_MESSAGE per flow mod and a barrier (all in one write), then COMMIT only if the switch
- * rejected nothing (otherwise DISCARD): on any error nothing of the bundle is applied.
- * Throws CniError code 100 naming the error and the flow the switch rejected, code 11 when the switch
- * is not there, closes the connection early or does not answer within `timeoutMs`, and a plain Error
- * (before connecting) when an op is outside the vocabulary we encode. The socket is closed at the end.
- */
-export function applyFlowsNative(ofSocket: string, ops: readonly FlowOp[], opts: NativeOptions = {}): Promise<void> {
-  if (ops.length === 0) return Promise.resolve();
-  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const bundleId = 1;
-  const [HELLO, OPEN, FIRST] = [1, 2, 3];
-  const BARRIER = FIRST + ops.length;
-  const COMMIT = BARRIER + 1;
-  let first: Buffer;
-  let to: Endpoint;
-  try {
-    to = parseEndpoint("ofSocket", ofSocket);
-    const adds = ops.map((op, i) => bundleAdd(FIRST + i, bundleId, encodeFlowMod(op, FIRST + i)));
-    first = Buffer.concat([helloMessage(HELLO), bundleControl(OPEN, bundleId, BundleCtrl.OpenRequest), ...adds, ofMessage(OFPT.BarrierRequest, BARRIER)]);
-  } catch (e) {
-    return Promise.reject(e);
-  }
-  const what = (xid: number): string => {
-    const op = ops[xid - FIRST];
-    if (op) return `flow ${op.op === "add" ? `add ${renderFlow(op.flow)}` : `delete cookie=${hex(op.cookie)}/${hex(op.mask)}`}`;
-    return ({ [HELLO]: "hello", [OPEN]: "bundle open", [BARRIER]: "barrier", [COMMIT]: "bundle commit" } as Record<number, string>)[xid] ?? `xid ${xid}`;
-  };
-  return new Promise((resolve, reject) => {
-    const sock = createConnection(to);
-    const errors: { xid: number; text: string }[] = [];
-    let phase = "connecting";
-    let rx: Buffer = Buffer.alloc(0);
-    let settled = false;
-    let opened = false;
-    const finish = (err?: Error) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      sock.destroy();
-      if (err) reject(err);
-      else resolve();
-    };
-    const rejected = () => {
-      const e = errors.find((x) => ops[x.xid - FIRST]) ?? errors[0]!;
-      const more = errors.length > 1 ? ` (${errors.length - 1} more error${errors.length > 2 ? "s" : ""})` : "";
-      return new CniError(Code.StepFailed, `OpenFlow bundle on ${ofSocket} rejected, nothing applied: ${e.text} for ${what(e.xid)}${more}`);
-    };
-    const unavailable = (why: string) => tryAgainLater("ovs-vswitchd", `${ofSocket}: ${why}`);
-    const timer = setTimeout(() => finish(unavailable(`no answer within ${timeoutMs} ms (${phase})`)), timeoutMs);
-    sock.once("connect", () => {
-      phase = "waiting for the bundle to be checked";
-      if ("port" in to) sock.setNoDelay(true);
-      sock.write(first);
-    });
-    sock.on("error", (e) => finish(unavailable(phase === "connecting" ? `cannot connect: ${messageOf(e)}` : messageOf(e))));
-    sock.on("close", () => finish(errors.length ? rejected() : unavailable(`connection closed (${phase})`)));
-    const onMessage = (type: number, xid: number, body: Buffer, version: number) => {
-      if (type === OFPT.Hello) {
-        const bitmap = body.length >= 8 && body.readUInt16BE(0) === 1 ? body.readUInt32BE(4) : 1 << version;
-        if (!(bitmap & (1 << OFP14_VERSION))) {
-          finish(new CniError(Code.StepFailed, `${ofSocket} does not speak OpenFlow 1.4 (bridge protocols must include OpenFlow14)`));
-        }
-      } else if (type === OFPT.EchoRequest) {
-        sock.write(ofMessage(OFPT.EchoReply, xid, body));
-      } else if (type === OFPT.Error) {
-        errors.push({ xid, text: describeError(body) });
-        if (xid === HELLO || xid === COMMIT) finish(rejected());
-      } else if (type === OFPT.BarrierReply && xid === BARRIER) {
-        if (!opened && !errors.length) errors.push({ xid: OPEN, text: "no OPEN_REPLY before the barrier reply" });
-        if (errors.length) {
-          sock.write(bundleControl(COMMIT + 1, bundleId, BundleCtrl.DiscardRequest));
-          return finish(rejected());
-        }
-        phase = "waiting for the commit";
-        sock.write(bundleControl(COMMIT, bundleId, BundleCtrl.CommitRequest));
-      } else if (type === OFPT.BundleControl && body.length >= 6) {
-        const ctl = body.readUInt16BE(4);
-        if (xid === OPEN && ctl === BundleCtrl.OpenReply) opened = true;
-        if (xid === COMMIT && ctl === BundleCtrl.CommitReply) finish(errors.length ? rejected() : undefined);
-      }
-    };
-    sock.on("data", (chunk: Buffer) => {
-      rx = rx.length ? Buffer.concat([rx, chunk]) : chunk;
-      while (rx.length >= 8 && !settled) {
-        const len = rx.readUInt16BE(2);
-        if (len < 8) return finish(new CniError(Code.StepFailed, `${ofSocket}: malformed OpenFlow message (length ${len})`));
-        if (rx.length < len) break;
-        onMessage(rx[1]!, rx.readUInt32BE(4), rx.subarray(8, len), rx[0]!);
-        rx = rx.subarray(len);
-      }
-    });
-  });
 }
