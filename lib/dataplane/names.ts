@@ -38,6 +38,11 @@ export function macFrom(seed: string): string {
   return localMac(createHash("sha256").update(seed).digest().subarray(0, 5));
 }
 
+/** The MAC of a bridge's gateway port (the pods' next hop). */
+export function gatewayMac(bridge: string): string {
+  return macFrom(`gw/${bridge}`);
+}
+
 /** A fresh random locally administered unicast MAC (for a pod interface). */
 export function randomMac(): string {
   return localMac(randomBytes(5));

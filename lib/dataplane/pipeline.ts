@@ -1,4 +1,4 @@
-// The OpenFlow pipeline as data: named tables in order, priorities, registers and cookies.
+// The OpenFlow pipeline as data: named tables in order, priorities, registers and the cookie layout.
 
 /**
  * Tables, in the order a packet walks them.
@@ -29,25 +29,41 @@ export const Priority = {
 } as const;
 
 /**
- * Registers.
- * - SrcSegment (reg0): the sender's segment (VNI); 0 means the node itself.
- * - DstSegment (reg1): the destination pod's segment.
- * - DstPort (reg2): the destination pod's OpenFlow port.
+ * Registers, by number (match `reg<n>`, slice `NXM_NX_REG<n>[]`: one name, spelled by lib/ovs/flow.ts).
+ * - SrcSegment: the sender's segment (VNI); 0 means the node itself.
+ * - DstSegment: the destination pod's segment.
+ * - DstPort: the destination pod's OpenFlow port.
  */
 export const Reg = {
-  SrcSegment: "NXM_NX_REG0[]",
-  DstSegment: "NXM_NX_REG1[]",
-  DstPort: "NXM_NX_REG2[]",
+  SrcSegment: 0,
+  DstSegment: 1,
+  DstPort: 2,
 } as const;
 
-/** What a flow belongs to, stored in bits 40..47 of its cookie. */
+/** The VNI bits of tun_id and of the segment registers. */
+export const VNI_BITS = 24;
+
+/**
+ * What a flow belongs to, stored in bits 40..47 of its cookie. Bridge-wide flows (Node, Segment,
+ * Peer) are the same whichever network writes them, so they carry no network: one owner, no
+ * last-writer-wins between networks on one bridge. Network flows carry an 8-bit network id.
+ * - Node: the pipeline's defaults (table misses, gateway and tunnel classification), id 0.
+ * - Segment: lets pods of one segment reach each other, id = VNI.
+ * - Peer: accepts tunnel traffic from one peer node, id = its underlay IPv4.
+ * - Pod: one attachment's flows, id = attachment id.
+ * - Gateway: a network's gateway ARP, id = network id << 32.
+ * - Route: a network's route to one peer's pod range, id = network id << 32 | peer IPv4.
+ */
 export const CookieKind = {
   Node: 1,
   Segment: 2,
   Peer: 3,
   Pod: 4,
+  Gateway: 5,
+  Route: 6,
 } as const;
 
+/** One of CookieKind's values. */
 export type CookieKindValue = (typeof CookieKind)[keyof typeof CookieKind];
 
 /** Bits 48..63 of every ovsplane cookie ("ov"): flows without it are not ours. */
@@ -56,7 +72,7 @@ export const COOKIE_MAGIC = 0x6f76n;
 const ID_BITS = 40n;
 const ID_MASK = (1n << ID_BITS) - 1n;
 
-/** A cookie: magic, kind, and a 40-bit id (segment VNI, peer IPv4, pod hash, 0 for the node). */
+/** A cookie: magic, kind, and a 40-bit id. */
 export function cookie(kind: CookieKindValue, id: bigint): bigint {
   return (COOKIE_MAGIC << 48n) | (BigInt(kind) << ID_BITS) | (id & ID_MASK);
 }
@@ -65,6 +81,10 @@ export function cookie(kind: CookieKindValue, id: bigint): bigint {
 export const EXACT_MASK = (1n << 64n) - 1n;
 /** The mask that selects all cookies of one kind. */
 export const KIND_MASK = ~ID_MASK & EXACT_MASK;
+/** The mask that selects every ovsplane cookie. */
+export const MAGIC_MASK = 0xffffn << 48n;
+/** Mask selecting one kind of one network (kind bits and the 8-bit network id in bits 32..39). */
+export const NETWORK_KIND_MASK = KIND_MASK | (0xffn << 32n);
 
 /** Reads the kind and id back from a cookie, or undefined when it is not ours. */
 export function parseCookie(c: bigint): { kind: number; id: bigint } | undefined {
@@ -72,39 +92,17 @@ export function parseCookie(c: bigint): { kind: number; id: bigint } | undefined
   return { kind: Number((c >> ID_BITS) & 0xffn), id: c & ID_MASK };
 }
 
-/** One flow: table, priority, cookie, match fields and actions, as ovs-ofctl writes them. */
-export interface Flow {
-  table: number;
-  priority: number;
-  cookie: bigint;
-  match: readonly string[];
-  actions: readonly string[];
+/** Cookie of the bridge-wide pipeline defaults. */
+export const NODE_COOKIE = cookie(CookieKind.Node, 0n);
+
+/** Cookie of the flow for one segment (bridge-wide). */
+export function segmentCookie(vni: number): bigint {
+  return cookie(CookieKind.Segment, BigInt(vni));
 }
 
-/** A change in a bundle: add (or replace) a flow, or delete every flow with a cookie under a mask. */
-export type FlowOp = { op: "add"; flow: Flow } | { op: "delete"; cookie: bigint; mask: bigint };
-
-/** Hex with 0x, as OpenFlow tools print cookies. */
-export function hex(n: bigint): string {
-  return `0x${n.toString(16)}`;
-}
-
-/** Mask selecting one kind of one network (kind bits and the 8-bit network id in bits 32..39). */
-export const NETWORK_KIND_MASK = KIND_MASK | (0xffn << 32n);
-
-/** Cookie of a network's node-wide flows. */
-export function nodeCookie(netId: bigint): bigint {
-  return cookie(CookieKind.Node, netId << 32n);
-}
-
-/** Cookie of a network's flow for one segment. */
-export function segmentCookie(netId: bigint, vni: number): bigint {
-  return cookie(CookieKind.Segment, (netId << 32n) | BigInt(vni));
-}
-
-/** Cookie of a network's flows towards one peer node (by its IPv4 as a 32-bit number). */
-export function peerCookie(netId: bigint, ip: bigint): bigint {
-  return cookie(CookieKind.Peer, (netId << 32n) | ip);
+/** Cookie of the flow accepting tunnel traffic from one peer node (bridge-wide), by its IPv4 as a number. */
+export function peerCookie(ip: bigint): bigint {
+  return cookie(CookieKind.Peer, ip);
 }
 
 /** Cookie of one pod attachment's flows. */
@@ -112,5 +110,12 @@ export function podCookie(id: bigint): bigint {
   return cookie(CookieKind.Pod, id);
 }
 
-/** Mask selecting one segment's flow whichever network wrote it (networks on one bridge share it). */
-export const SEGMENT_ANY_NETWORK_MASK = KIND_MASK | 0xffffffffn;
+/** Cookie of a network's gateway flows. */
+export function gatewayCookie(netId: bigint): bigint {
+  return cookie(CookieKind.Gateway, netId << 32n);
+}
+
+/** Cookie of a network's route to one peer's pod range. */
+export function routeCookie(netId: bigint, ip: bigint): bigint {
+  return cookie(CookieKind.Route, (netId << 32n) | ip);
+}

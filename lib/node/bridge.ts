@@ -1,20 +1,7 @@
 // OVS node state through OVSDB: the bridge, tunnel and gateway ports, and pod ports found by their tags.
 import { CniError, Code, alreadyExists } from "../cni/errors.ts";
+import { BadTags, decodeTags, PortRole, Tag, type Attachment } from "../dataplane/attachment.ts";
 import { mapToObject, namedUuid, ovsMap, OvsdbError, setToArray, uuid, uuidOf, waitForCurCfg, type Op, type OvsdbClient } from "../ovs/ovsdb.ts";
-
-/** external_ids keys ovsplane writes on the ports it creates. */
-export const Tag = {
-  Network: "ovsplane-network",
-  ContainerID: "ovsplane-container-id",
-  Ifname: "ovsplane-ifname",
-  Netns: "ovsplane-netns",
-  Segment: "ovsplane-segment",
-  IPs: "ovsplane-ips",
-  MAC: "ovsplane-mac",
-  PodNamespace: "ovsplane-pod-namespace",
-  PodName: "ovsplane-pod-name",
-  Role: "ovsplane-role",
-} as const;
 
 /** The shared node state a bridge needs. */
 export interface NodeSpec {
@@ -37,11 +24,32 @@ export interface Ofports {
   pod?: number;
 }
 
-/** A port of ours, as found in OVSDB. */
+/** A port of ours, as found in OVSDB, with the attachment its tags describe. */
 export interface TaggedPort {
   uuid: string;
   name: string;
   externalIds: Record<string, string>;
+  /** The network the port belongs to (its network tag). */
+  network?: string;
+  /** The pod attachment, when the tags describe a whole one. */
+  attachment?: Attachment;
+  /** Why the tags do not describe a whole attachment, when they are ours but broken. */
+  tagError?: string;
+}
+
+/** A port row read into a TaggedPort (tags decoded once, here). */
+function taggedPort(uuid: string, name: string, externalIds: Record<string, string>): TaggedPort {
+  const p: TaggedPort = { uuid, name, externalIds };
+  const network = externalIds[Tag.Network];
+  if (network !== undefined) p.network = network;
+  try {
+    const a = decodeTags(name, externalIds);
+    if (a) p.attachment = a;
+  } catch (e) {
+    if (!(e instanceof BadTags)) throw e;
+    p.tagError = e.message;
+  }
+  return p;
 }
 
 const byName = (name: string) => [["name", "==", name]];
@@ -95,7 +103,7 @@ async function tryEnsure(c: OvsdbClient, node: NodeSpec, pod: PortSpec | undefin
     local_ip: node.tunnel.localIP,
   };
   if (!tun.rows.length) {
-    newPorts.push(insertPort(ops, "tun", ifaceRow(node.tunnel.name, { type: "vxlan", options: ovsMap(tunOptions) }), { [Tag.Role]: "tunnel" }));
+    newPorts.push(insertPort(ops, "tun", ifaceRow(node.tunnel.name, { type: "vxlan", options: ovsMap(tunOptions) }), { [Tag.Role]: PortRole.Tunnel }));
   } else {
     const cur = mapToObject(tun.rows[0].options);
     if (JSON.stringify(cur, Object.keys(cur).sort()) !== JSON.stringify(tunOptions, Object.keys(tunOptions).sort())) {
@@ -103,7 +111,7 @@ async function tryEnsure(c: OvsdbClient, node: NodeSpec, pod: PortSpec | undefin
     }
   }
   if (!gw.rows.length) {
-    newPorts.push(insertPort(ops, "gw", ifaceRow(node.gateway.name, { type: "internal", mac: node.gateway.mac }), { [Tag.Role]: "gateway" }));
+    newPorts.push(insertPort(ops, "gw", ifaceRow(node.gateway.name, { type: "internal", mac: node.gateway.mac }), { [Tag.Role]: PortRole.Gateway }));
   }
   if (pod) newPorts.push(insertPort(ops, "pod", ifaceRow(pod.name, {}), pod.externalIds));
   if (!br.rows.length) {
@@ -161,12 +169,10 @@ async function readOfports(c: OvsdbClient, node: NodeSpec, podName?: string): Pr
 export async function listPorts(c: OvsdbClient, network?: string): Promise<TaggedPort[]> {
   const where = network === undefined ? [] : [["external_ids", "includes", ovsMap({ [Tag.Network]: network })]];
   const [res] = await c.transact([{ op: "select", table: "Port", where, columns: ["_uuid", "name", "external_ids"] }]);
-  const ports: TaggedPort[] = res.rows.map((r: { _uuid: unknown; name: string; external_ids: unknown }) => ({
-    uuid: uuidOf(r._uuid),
-    name: r.name,
-    externalIds: mapToObject(r.external_ids),
-  }));
-  return ports.filter((p) => p.externalIds[Tag.Network] !== undefined);
+  const ports: TaggedPort[] = res.rows.map((r: { _uuid: unknown; name: string; external_ids: unknown }) =>
+    taggedPort(uuidOf(r._uuid), r.name, mapToObject(r.external_ids)),
+  );
+  return ports.filter((p) => p.network !== undefined);
 }
 
 /** One port by name with its tags and OpenFlow port, or undefined. */
@@ -178,7 +184,7 @@ export async function findPort(c: OvsdbClient, name: string): Promise<(TaggedPor
   const row = p.rows[0];
   if (!row) return undefined;
   const ofport = i.rows[0] ? setToArray(i.rows[0].ofport)[0] : undefined;
-  const out: TaggedPort & { ofport?: number } = { uuid: uuidOf(row._uuid), name: row.name, externalIds: mapToObject(row.external_ids) };
+  const out: TaggedPort & { ofport?: number } = taggedPort(uuidOf(row._uuid), row.name, mapToObject(row.external_ids));
   if (typeof ofport === "number") out.ofport = ofport;
   return out;
 }
@@ -206,11 +212,8 @@ export async function bridgeExists(c: OvsdbClient, bridge: string): Promise<bool
 }
 
 /** Segments that any ovsplane port still uses, but the excluded ones (all networks: they share segment flows). */
-export async function segmentsInUse(c: OvsdbClient, exclude: ReadonlySet<string> = new Set()): Promise<Set<string>> {
-  const out = new Set<string>();
-  for (const p of await listPorts(c)) {
-    const seg = p.externalIds[Tag.Segment];
-    if (seg && !exclude.has(p.uuid)) out.add(String(seg));
-  }
+export async function segmentsInUse(c: OvsdbClient, exclude: ReadonlySet<string> = new Set()): Promise<Set<number>> {
+  const out = new Set<number>();
+  for (const p of await listPorts(c)) if (p.attachment && !exclude.has(p.uuid)) out.add(p.attachment.segment);
   return out;
 }

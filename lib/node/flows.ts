@@ -1,32 +1,61 @@
-// Flow changes as one atomic bundle per call (native OpenFlow client, or ovs-ofctl), dumps filtered by cookie.
+// The node's flows: one OpenFlow connection per use, reads by cookie, atomic bundles, reconcile by difference.
 import { createConnection } from "node:net";
 import { parseEndpoint } from "../ovs/endpoint.ts";
+import { renderBundle, type Flow, type FlowOp } from "../ovs/flow.ts";
+import { OpenFlowConnection } from "../ovs/openflow.ts";
 import { run, trace } from "../host/exec.ts";
-import { applyFlowsNative } from "../ovs/openflow.ts";
-import { renderBundle } from "../dataplane/render.ts";
-import { hex, type FlowOp } from "../dataplane/pipeline.ts";
+import { settings } from "../settings.ts";
+import type { CookieFilter } from "../dataplane/model.ts";
+
+/** How long a command waits for ovs-vswitchd's OpenFlow socket. */
+export const OF_TIMEOUT_MS = 5000;
 
 /**
- * Applies changes atomically as one OpenFlow 1.4 bundle, over the management socket itself
- * (lib/ovs/openflow.ts), or with one `ovs-ofctl bundle` when OVSPLANE_OFCTL=1 (for debugging).
+ * The switch of one bridge for the span of fn: one OpenFlow connection, closed afterwards. Bundles go
+ * over it, or through one `ovs-ofctl bundle` when settings.ofctl (OVSPLANE_OFCTL=1, for debugging).
  */
-export async function applyFlows(ofSocket: string, ops: readonly FlowOp[]): Promise<void> {
-  if (ops.length === 0) return;
-  if (process.env.OVSPLANE_OFCTL !== "1") {
-    trace(`OpenFlow bundle of ${ops.length} changes to ${ofSocket}`);
-    await applyFlowsNative(ofSocket, ops);
-    trace("OpenFlow bundle committed");
-    return;
+export async function withSwitch<T>(ofSocket: string, fn: (sw: Switch) => Promise<T>): Promise<T> {
+  const conn = await OpenFlowConnection.connect(ofSocket, { timeoutMs: OF_TIMEOUT_MS });
+  try {
+    return await fn(new Switch(ofSocket, conn));
+  } finally {
+    conn.close();
   }
-  await run(["ovs-ofctl", "-O", "OpenFlow14", "--timeout=5", "bundle", ofSocket, "-"], { input: renderBundle(ops) });
 }
 
-/** Dumps flows whose cookie matches under the mask; lines as ovs-ofctl prints them (stats removed). */
-export async function dumpFlows(ofSocket: string, cookie: bigint, mask: bigint): Promise<string[]> {
-  const r = await run([
-    "ovs-ofctl", "-O", "OpenFlow13", "--timeout=5", "--no-stats", "dump-flows", ofSocket, `cookie=${hex(cookie)}/${hex(mask)}`,
-  ]);
-  return r.stdout.split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("OFPST_") && !l.startsWith("NXST_"));
+/** A bridge's flow table as this process sees it. */
+export class Switch {
+  /** Use withSwitch(). */
+  constructor(
+    readonly ofSocket: string,
+    private readonly conn: OpenFlowConnection,
+  ) {}
+
+  /** Flows whose cookie matches any of the filters (read back over OpenFlow, no subprocess). */
+  async read(filters: readonly CookieFilter[]): Promise<Flow[]> {
+    const parts = await Promise.all(filters.map((f) => this.conn.dumpFlows({ cookie: f.cookie, mask: f.mask })));
+    return parts.flat().map((x) => x.flow);
+  }
+
+  /** Applies changes as one atomic bundle (nothing for no changes). */
+  async apply(ops: readonly FlowOp[]): Promise<void> {
+    if (!ops.length) return;
+    trace(`OpenFlow bundle of ${ops.length} changes to ${this.ofSocket}`);
+    if (settings.ofctl) await run(["ovs-ofctl", "-O", "OpenFlow14", "--timeout=5", "bundle", this.ofSocket, "-"], { input: renderBundle(ops) });
+    else await this.conn.bundle(ops);
+    trace("OpenFlow bundle committed");
+  }
+}
+
+/** Applies changes atomically as one bundle over a connection of its own. */
+export async function applyFlows(ofSocket: string, ops: readonly FlowOp[]): Promise<void> {
+  if (!ops.length) return;
+  await withSwitch(ofSocket, (sw) => sw.apply(ops));
+}
+
+/** Flows whose cookie matches any of the filters, over a connection of its own. */
+export function readFlows(ofSocket: string, filters: readonly CookieFilter[]): Promise<Flow[]> {
+  return withSwitch(ofSocket, (sw) => sw.read(filters));
 }
 
 /** True when something (ovs-vswitchd) accepts connections on the OpenFlow endpoint within the timeout. */

@@ -28,7 +28,12 @@ const f = (bytes: number, kind: FieldKind, oxmClass: number, oxmField: number, n
 
 const regs = Object.fromEntries(
   Array.from({ length: 16 }, (_, k) => [`reg${k}`, f(4, "int", 0x0001, k, `NXM_NX_REG${k}`, `reg${k}`, true)]),
-) as Record<`reg${number}`, FieldDef>;
+) as Record<RegName, FieldDef>;
+
+/** Register numbers NXM offers. */
+export type RegIndex = 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10 | 11 | 12 | 13 | 14 | 15;
+/** A register's match name. */
+export type RegName = `reg${RegIndex}`;
 
 /** Every field a match, set_field, load, move or output can name, keyed by its match name (ovs-ofctl's). */
 export const FIELDS = {

@@ -3,14 +3,16 @@ import { alreadyExists, CniError, Code, invalidConfig, invalidEnv, messageOf, st
 import { run, trace } from "../host/exec.ts";
 import { ipBatch, linkExistsHere, netnsExists, ownNetnsPath } from "../host/netns.ts";
 import { connect, type OvsdbClient } from "../ovs/ovsdb.ts";
-import { applyFlows, ofSocketAlive } from "../node/flows.ts";
+import { applyFlows, ofSocketAlive, withSwitch } from "../node/flows.ts";
 import { EXACT_MASK, podCookie } from "../dataplane/pipeline.ts";
 import type { CniRequest, Result } from "../cni/types.ts";
-import { parseConfig, segmentOf, type OvsplaneConfig } from "./config.ts";
+import { parseConfig, segmentOf } from "./config.ts";
 import { delegateIpam } from "./delegate.ts";
 import { attachmentId, hostVethName, isMac, macFrom, randomMac, vethAlias } from "../dataplane/names.ts";
-import { deletePorts, ensureNode, findPort, preflight, Tag } from "../node/bridge.ts";
-import { nodeSpec, podAddressing, podLinkCommands, podRoutes, reconcileFlowOps } from "./plan.ts";
+import { deletePorts, ensureNode, findPort, preflight } from "../node/bridge.ts";
+import { encodeTags } from "../dataplane/attachment.ts";
+import { networkScope } from "../dataplane/model.ts";
+import { addFlowOps, nodeSpec, podAddressing, podLinkCommands, podRoutes, staticModel } from "./plan.ts";
 import { underlay } from "../host/underlay.ts";
 import { OVS_TIMEOUT_MS, withLock } from "../node/lock.ts";
 
@@ -58,7 +60,17 @@ export async function add(req: CniRequest): Promise<Result> {
     at("adding the OVS port");
     const podId = attachmentId(cfg.name, req.containerID, req.ifname);
     const node = nodeSpec(cfg, localIP);
-    const tags = portTags(req, cfg, segment, addr.ips.map((i) => i.address).join(","), mac);
+    const tags = encodeTags({
+      network: cfg.name,
+      containerID: req.containerID,
+      ifname: req.ifname,
+      netns: req.netns,
+      segment,
+      ips: addr.ips.map((i) => i.address),
+      mac,
+      ...(req.args.K8S_POD_NAMESPACE ? { podNamespace: req.args.K8S_POD_NAMESPACE } : {}),
+      ...(req.args.K8S_POD_NAME ? { podName: req.args.K8S_POD_NAME } : {}),
+    });
     undo.push({ what: "OVS port", fn: () => removePortByName(client, hostName) });
     const ofports = await ensureNode(client, node, { name: hostName, externalIds: tags }, OVS_TIMEOUT_MS);
     at("configuring the gateway and programming flows");
@@ -68,10 +80,14 @@ export async function add(req: CniRequest): Promise<Result> {
       `link set ${hostName} up`,
     ];
     undo.push({ what: "flows", fn: () => applyFlows(cfg.ofSocket, [{ op: "delete", cookie: podCookie(podId), mask: EXACT_MASK }]) });
+    // Static mode: this network's node-wide flows are read back and only their differences written,
+    // in the same bundle as the pod's segment flow and its own flows.
+    const model = staticModel(cfg, node, ofports, addr.gatewayIP);
+    const pod = { id: podId, port: ofports.pod!, ip: addr.ipv4, mac, segment };
     await Promise.all([
       ipBatch(hostCmds),
       withLock(client, cfg.bridge, () =>
-        applyFlows(cfg.ofSocket, reconcileFlowOps({ cfg, node, ofports, gatewayIP: addr.gatewayIP, pod: { id: podId, port: ofports.pod!, ip: addr.ipv4, mac, segment } })),
+        withSwitch(cfg.ofSocket, async (sw) => sw.apply(addFlowOps({ cfg, model, current: await sw.read(networkScope(cfg.name)), pod }))),
       ),
     ]);
     trace("done");
@@ -97,21 +113,6 @@ export async function add(req: CniRequest): Promise<Result> {
   } finally {
     client.close();
   }
-}
-
-function portTags(req: CniRequest, cfg: OvsplaneConfig, segment: number, ips: string, mac: string): Record<string, string> {
-  const t: Record<string, string> = {
-    [Tag.Network]: cfg.name,
-    [Tag.ContainerID]: req.containerID,
-    [Tag.Ifname]: req.ifname,
-    [Tag.Netns]: req.netns,
-    [Tag.Segment]: String(segment),
-    [Tag.IPs]: ips,
-    [Tag.MAC]: mac,
-  };
-  if (req.args.K8S_POD_NAMESPACE) t[Tag.PodNamespace] = req.args.K8S_POD_NAMESPACE;
-  if (req.args.K8S_POD_NAME) t[Tag.PodName] = req.args.K8S_POD_NAME;
-  return t;
 }
 
 async function removePortByName(client: OvsdbClient, name: string): Promise<void> {

@@ -2,17 +2,17 @@
 import { CniError, checkFailed, Code, messageOf } from "../cni/errors.ts";
 import { ipJson, netnsExists } from "../host/netns.ts";
 import { connect, waitForCurCfg } from "../ovs/ovsdb.ts";
-import { dumpFlows, ofSocketAlive } from "../node/flows.ts";
+import { ofSocketAlive, readFlows } from "../node/flows.ts";
+import { flowKey, renderFlow } from "../ovs/flow.ts";
+import { podFlows, segmentFlows, type PodFlowSpec } from "../dataplane/builders.ts";
+import { ipv4Of } from "../dataplane/attachment.ts";
 import { EXACT_MASK, podCookie, segmentCookie } from "../dataplane/pipeline.ts";
 import type { CniRequest } from "../cni/types.ts";
-import { parseConfig } from "./config.ts";
+import { parseConfig, type OvsplaneConfig } from "./config.ts";
 import { delegateIpam } from "./delegate.ts";
-import { attachmentId, hostVethName, networkId } from "../dataplane/names.ts";
-import { bridgeExists, findPort, Tag } from "../node/bridge.ts";
+import { attachmentId, gatewayMac, hostVethName } from "../dataplane/names.ts";
+import { bridgeExists, findPort } from "../node/bridge.ts";
 import { OVS_TIMEOUT_MS } from "../node/lock.ts";
-
-/** Number of flows every pod attachment owns (see flows/builders.podFlows). */
-export const POD_FLOW_COUNT = 6;
 
 interface LinkJson {
   ifname: string;
@@ -29,7 +29,11 @@ export async function check(req: CniRequest): Promise<void> {
   if (!prev) throw checkFailed("prevResult", "required for CHECK");
   if (!netnsExists(req.netns)) throw checkFailed(`netns ${req.netns}`, "does not exist");
   const want = prev.interfaces?.find((i) => i.name === req.ifname && i.sandbox);
-  const links = await ipJson<LinkJson[]>(["addr", "show", "dev", req.ifname], req.netns).catch(() => []);
+  const links = await ipJson<LinkJson[]>(["addr", "show", "dev", req.ifname], req.netns).catch((e) => {
+    // ip says "does not exist" for a missing device; anything else is a failure to look, not a verdict.
+    if (/does not exist|Cannot find device/i.test(messageOf(e))) return [];
+    throw checkFailed(`interface ${req.ifname}`, `cannot read it in ${req.netns}: ${messageOf(e)}`, e);
+  });
   const link = links[0];
   if (!link) throw checkFailed(`interface ${req.ifname}`, `missing in ${req.netns}`);
   if (want?.mac && link.address?.toLowerCase() !== want.mac.toLowerCase()) throw checkFailed(`interface ${req.ifname}`, `MAC ${link.address}, expected ${want.mac}`);
@@ -43,24 +47,42 @@ export async function check(req: CniRequest): Promise<void> {
   }
   const hostName = hostVethName(req.containerID, req.ifname);
   const client = await connect(cfg.ovsdbSocket, { timeoutMs: OVS_TIMEOUT_MS });
-  let segment: number;
+  let pod: PodFlowSpec;
   try {
     const port = await findPort(client, hostName);
     if (!port) throw checkFailed(`OVS port ${hostName}`, "missing");
-    const t = port.externalIds;
-    if (t[Tag.Network] !== cfg.name || t[Tag.ContainerID] !== req.containerID || t[Tag.Ifname] !== req.ifname) {
-      throw checkFailed(`OVS port ${hostName}`, "tags do not name this attachment");
+    const a = port.attachment;
+    if (!a || a.network !== cfg.name || a.containerID !== req.containerID || a.ifname !== req.ifname) {
+      throw checkFailed(`OVS port ${hostName}`, port.tagError ?? "tags do not name this attachment");
     }
     if (!port.ofport || port.ofport <= 0) throw checkFailed(`OVS port ${hostName}`, "has no OpenFlow port number");
-    segment = Number(t[Tag.Segment]);
+    const ip = ipv4Of(a);
+    if (!ip) throw checkFailed(`OVS port ${hostName}`, "tags name no IPv4 address");
+    pod = { id: attachmentId(cfg.name, req.containerID, req.ifname), port: port.ofport, ip, mac: a.mac, segment: a.segment };
   } finally {
     client.close();
   }
-  const podFlows = await dumpFlows(cfg.ofSocket, podCookie(attachmentId(cfg.name, req.containerID, req.ifname)), EXACT_MASK);
-  if (podFlows.length !== POD_FLOW_COUNT) throw checkFailed("pod flows", `${podFlows.length} of ${POD_FLOW_COUNT} present`);
-  const segFlows = await dumpFlows(cfg.ofSocket, segmentCookie(networkId(cfg.name), segment), EXACT_MASK);
-  if (!segFlows.length) throw checkFailed(`segment ${segment} flow`, "missing");
+  await checkFlows(cfg, pod);
   await delegateIpam(req, "CHECK");
+}
+
+/** The pod's flows and its segment's flow on the bridge are exactly what the builders make for it. */
+async function checkFlows(cfg: OvsplaneConfig, pod: PodFlowSpec): Promise<void> {
+  const want = [...podFlows(pod, gatewayMac(cfg.bridge)), ...segmentFlows(pod.segment)];
+  const have = await readFlows(cfg.ofSocket, [
+    { cookie: podCookie(pod.id), mask: EXACT_MASK },
+    { cookie: segmentCookie(pod.segment), mask: EXACT_MASK },
+  ]);
+  const byKey = new Map(have.map((f) => [flowKey(f), f]));
+  for (const w of want) {
+    const h = byKey.get(flowKey(w));
+    const what = w.cookie === podCookie(pod.id) ? "pod flow" : `segment ${pod.segment} flow`;
+    if (!h) throw checkFailed(what, `missing: ${renderFlow(w)}`);
+    if (renderFlow(h) !== renderFlow(w)) throw checkFailed(what, `is ${renderFlow(h)}, expected ${renderFlow(w)}`);
+    byKey.delete(flowKey(w));
+  }
+  const extra = [...byKey.values()][0];
+  if (extra) throw checkFailed("pod flows", `unexpected flow ${renderFlow(extra)}`);
 }
 
 /** The CNI STATUS of ovsplane: OVSDB answers and ovs-vswitchd serves the bridge (code 50 otherwise). */

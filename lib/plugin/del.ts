@@ -2,13 +2,14 @@
 import { CniError, Code, messageOf, tryAgainLater } from "../cni/errors.ts";
 import { run, trace } from "../host/exec.ts";
 import { connect, type OvsdbClient } from "../ovs/ovsdb.ts";
+import type { FlowOp } from "../ovs/flow.ts";
 import { applyFlows } from "../node/flows.ts";
-import { EXACT_MASK, podCookie, SEGMENT_ANY_NETWORK_MASK, segmentCookie, type FlowOp } from "../dataplane/pipeline.ts";
+import { EXACT_MASK, podCookie, segmentCookie } from "../dataplane/pipeline.ts";
 import type { CniRequest } from "../cni/types.ts";
 import { parseConfig, type OvsplaneConfig } from "./config.ts";
 import { delegateIpam } from "./delegate.ts";
 import { attachmentId, hostVethName } from "../dataplane/names.ts";
-import { deletePorts, findPort, segmentsInUse, Tag, type TaggedPort } from "../node/bridge.ts";
+import { deletePorts, findPort, segmentsInUse, type TaggedPort } from "../node/bridge.ts";
 import { OVS_TIMEOUT_MS, withLock } from "../node/lock.ts";
 
 /** Deletes a host veth (and so its pod end); a missing one is fine. */
@@ -19,15 +20,15 @@ export async function deleteVeth(name: string): Promise<void> {
 
 /**
  * Removes ports of this network and their pods' flows, and the flow of every segment they leave
- * empty (told by the remaining ports' tags; no flow dump). Runs under the node lock so a
- * concurrent ADD cannot lose its segment flow.
+ * empty (told by the remaining ports' tags of every network; no flow dump). Runs under the node lock
+ * so a concurrent ADD cannot lose its segment flow.
  */
 export async function removeAttachments(client: OvsdbClient, cfg: OvsplaneConfig, gone: readonly TaggedPort[], podIds: readonly bigint[]): Promise<void> {
   await withLock(client, cfg.bridge, async () => {
     const remaining = await segmentsInUse(client, new Set(gone.map((p) => p.uuid)));
     const ops: FlowOp[] = podIds.map((id) => ({ op: "delete", cookie: podCookie(id), mask: EXACT_MASK }));
-    for (const seg of new Set(gone.map((p) => p.externalIds[Tag.Segment]))) {
-      if (seg && !remaining.has(seg)) ops.push({ op: "delete", cookie: segmentCookie(0n, Number(seg)), mask: SEGMENT_ANY_NETWORK_MASK });
+    for (const seg of new Set(gone.flatMap((p) => (p.attachment ? [p.attachment.segment] : [])))) {
+      if (!remaining.has(seg)) ops.push({ op: "delete", cookie: segmentCookie(seg), mask: EXACT_MASK });
     }
     // Flows first, while ovs-vswitchd is idle (a port removal keeps it busy for a while).
     await applyFlows(cfg.ofSocket, ops).catch((e) => {
@@ -39,32 +40,46 @@ export async function removeAttachments(client: OvsdbClient, cfg: OvsplaneConfig
   });
 }
 
+/** One failed part of a DEL or GC, kept with its cause. */
+export function partFailed(part: string, e: unknown): Error {
+  return new Error(`${part}: ${messageOf(e)}`, { cause: e });
+}
+
+/** The error of a DEL or GC that went on past failures: code 100 naming each, all kept in an AggregateError. */
+export function incomplete(what: string, errors: readonly Error[]): CniError {
+  return new CniError(Code.StepFailed, `${what} incomplete: ${errors.map((e) => e.message).join("; ")}`, "", {
+    cause: new AggregateError(errors, `${what}: ${errors.length} part(s) failed`),
+  });
+}
+
 /** The CNI DEL of ovsplane. */
 export async function del(req: CniRequest): Promise<void> {
   const cfg = parseConfig(req.conf);
   const hostName = hostVethName(req.containerID, req.ifname);
-  const errors: string[] = [];
+  const errors: Error[] = [];
   let ovsDown: CniError | undefined;
   let client: OvsdbClient | undefined;
   // The kernel takes a while to delete a veth: do it while OVS is being cleaned.
-  const veth = deleteVeth(hostName).catch((e) => errors.push(`veth: ${messageOf(e)}`));
+  const veth = deleteVeth(hostName).catch((e) => errors.push(partFailed("veth", e)));
   trace("DEL config parsed");
   try {
     client = await connect(cfg.ovsdbSocket, { timeoutMs: OVS_TIMEOUT_MS });
     trace("OVSDB connected");
     const port = await findPort(client, hostName);
-    const ours = port && port.externalIds[Tag.Network] === cfg.name ? [port] : [];
+    const ours = port && port.network === cfg.name ? [port] : [];
     await removeAttachments(client, cfg, ours, [attachmentId(cfg.name, req.containerID, req.ifname)]);
   } catch (e) {
     if (e instanceof CniError && e.code === Code.TryAgainLater) ovsDown = e;
-    else errors.push(`OVS: ${messageOf(e)}`);
+    else errors.push(partFailed("OVS", e));
   } finally {
     client?.close();
   }
   trace("OVS cleaned");
   await veth;
   trace("veth gone");
-  await delegateIpam(req, "DEL").catch((e) => errors.push(`IPAM: ${messageOf(e)}`));
-  if (ovsDown) throw tryAgainLater("OVSDB", `${ovsDown.message}; the port of ${req.containerID}/${req.ifname} is still to be removed`);
-  if (errors.length) throw new CniError(Code.StepFailed, `DEL of ${req.containerID}/${req.ifname} incomplete: ${errors.join("; ")}`);
+  await delegateIpam(req, "DEL").catch((e) => errors.push(partFailed("IPAM", e)));
+  if (ovsDown) {
+    throw tryAgainLater("OVSDB", `${ovsDown.message}; the port of ${req.containerID}/${req.ifname} is still to be removed`, ovsDown);
+  }
+  if (errors.length) throw incomplete(`DEL of ${req.containerID}/${req.ifname}`, errors);
 }

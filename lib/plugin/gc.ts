@@ -1,62 +1,65 @@
 // GC: remove this network's attachments absent from cni.dev/valid-attachments, crash residue included.
-import { CniError, Code, messageOf } from "../cni/errors.ts";
 import { ipJson } from "../host/netns.ts";
 import { connect, type OvsdbClient } from "../ovs/ovsdb.ts";
-import { applyFlows, dumpFlows, ofSocketAlive } from "../node/flows.ts";
-import { CookieKind, cookie, EXACT_MASK, KIND_MASK, parseCookie, podCookie, type FlowOp } from "../dataplane/pipeline.ts";
-import type { Attachment, CniRequest } from "../cni/types.ts";
+import type { FlowOp } from "../ovs/flow.ts";
+import { ofSocketAlive, withSwitch } from "../node/flows.ts";
+import { CookieKind, cookie, EXACT_MASK, KIND_MASK, parseCookie, podCookie } from "../dataplane/pipeline.ts";
+import type { Attachment as CniAttachment, CniRequest } from "../cni/types.ts";
 import { parseConfig, type OvsplaneConfig } from "./config.ts";
 import { delegateIpam } from "./delegate.ts";
-import { deleteVeth, removeAttachments } from "./del.ts";
+import { deleteVeth, incomplete, partFailed, removeAttachments } from "./del.ts";
 import { attachmentId, parseVethAlias } from "../dataplane/names.ts";
-import { listPorts, Tag } from "../node/bridge.ts";
+import { attachmentKey } from "../dataplane/attachment.ts";
+import { listPorts, type TaggedPort } from "../node/bridge.ts";
 import { OVS_TIMEOUT_MS, withLock } from "../node/lock.ts";
-
-const key = (containerID: string | undefined, ifname: string | undefined) => `${containerID}/${ifname}`;
 
 /** Host veths of this network (tagged by alias) whose attachment is not valid: left by a crashed ADD. */
 async function orphanVeths(cfg: OvsplaneConfig, valid: Set<string>): Promise<string[]> {
   const links = await ipJson<{ ifname: string; ifalias?: string }[]>(["link", "show", "type", "veth"]);
   return links.filter((l) => {
     const a = parseVethAlias(l.ifalias);
-    return a?.network === cfg.name && !valid.has(key(a.containerID, a.ifname));
+    return a?.network === cfg.name && !valid.has(attachmentKey(a));
   }).map((l) => l.ifname);
+}
+
+/** The flow id of a port's attachment (also for ports whose other tags are broken). */
+function portAttachmentId(p: TaggedPort): bigint | undefined {
+  const a = p.attachment;
+  return a ? attachmentId(a.network, a.containerID, a.ifname) : undefined;
 }
 
 /** Pod flows whose attachment has no port on this OVSDB (any network): left by a crash between steps. */
 async function orphanPodFlows(client: OvsdbClient, cfg: OvsplaneConfig): Promise<FlowOp[]> {
   if (!(await ofSocketAlive(cfg.ofSocket, 1000))) return [];
-  const live = new Set((await listPorts(client)).map((p) => attachmentId(p.externalIds[Tag.Network]!, p.externalIds[Tag.ContainerID] ?? "", p.externalIds[Tag.Ifname] ?? "")));
-  const seen = new Set<bigint>();
-  for (const line of await dumpFlows(cfg.ofSocket, cookie(CookieKind.Pod, 0n), KIND_MASK)) {
-    const m = /cookie=(0x[0-9a-f]+)/.exec(line);
-    const id = m ? parseCookie(BigInt(m[1]!))?.id : undefined;
-    if (id !== undefined && !live.has(id)) seen.add(id);
-  }
-  return [...seen].map((id) => ({ op: "delete", cookie: podCookie(id), mask: EXACT_MASK }));
+  const live = new Set((await listPorts(client)).flatMap((p) => portAttachmentId(p) ?? []));
+  const flows = await withSwitch(cfg.ofSocket, (sw) => sw.read([{ cookie: cookie(CookieKind.Pod, 0n), mask: KIND_MASK }]));
+  const orphans = new Set(flows.map((f) => parseCookie(f.cookie)!.id).filter((id) => !live.has(id)));
+  return [...orphans].map((id) => ({ op: "delete", cookie: podCookie(id), mask: EXACT_MASK }));
 }
 
 /** The CNI GC of ovsplane; continues past errors and reports them all. */
 export async function gc(req: CniRequest): Promise<void> {
   const cfg = parseConfig(req.conf);
   const raw = req.conf["cni.dev/valid-attachments"];
-  const valid = new Set((Array.isArray(raw) ? (raw as Attachment[]) : []).map((a) => key(a.containerID, a.ifname)));
-  const errors: string[] = [];
+  const valid = new Set((Array.isArray(raw) ? (raw as CniAttachment[]) : []).map((a) => attachmentKey(a)));
+  const errors: Error[] = [];
   const client = await connect(cfg.ovsdbSocket, { timeoutMs: OVS_TIMEOUT_MS });
   try {
-    const stale = (await listPorts(client, cfg.name)).filter((p) => !valid.has(key(p.externalIds[Tag.ContainerID], p.externalIds[Tag.Ifname])));
-    const ids = stale.map((p) => attachmentId(cfg.name, p.externalIds[Tag.ContainerID] ?? "", p.externalIds[Tag.Ifname] ?? ""));
-    await removeAttachments(client, cfg, stale, ids).catch((e) => errors.push(`OVS: ${messageOf(e)}`));
-    const veths = new Set([...stale.map((p) => p.name), ...(await orphanVeths(cfg, valid).catch((e) => (errors.push(`links: ${messageOf(e)}`), [])))]);
-    await Promise.all([...veths].map((v) => deleteVeth(v).catch((e) => errors.push(`veth ${v}: ${messageOf(e)}`))));
-    await withLock(client, cfg.bridge, async () => applyFlows(cfg.ofSocket, await orphanPodFlows(client, cfg))).catch((e) =>
-      errors.push(`flows: ${messageOf(e)}`),
-    );
+    // A port of this network whose tags are broken is not a valid attachment either.
+    const stale = (await listPorts(client, cfg.name)).filter((p) => !p.attachment || !valid.has(attachmentKey(p.attachment)));
+    const ids = stale.flatMap((p) => portAttachmentId(p) ?? []);
+    await removeAttachments(client, cfg, stale, ids).catch((e) => errors.push(partFailed("OVS", e)));
+    const veths = new Set([...stale.map((p) => p.name), ...(await orphanVeths(cfg, valid).catch((e) => (errors.push(partFailed("links", e)), [])))]);
+    await Promise.all([...veths].map((v) => deleteVeth(v).catch((e) => errors.push(partFailed(`veth ${v}`, e)))));
+    await withLock(client, cfg.bridge, async () => {
+      const ops = await orphanPodFlows(client, cfg);
+      if (ops.length) await withSwitch(cfg.ofSocket, (sw) => sw.apply(ops));
+    }).catch((e) => errors.push(partFailed("flows", e)));
   } catch (e) {
-    errors.push(messageOf(e));
+    errors.push(partFailed("GC", e));
   } finally {
     client.close();
   }
-  await delegateIpam(req, "GC").catch((e) => errors.push(`IPAM: ${messageOf(e)}`));
-  if (errors.length) throw new CniError(Code.StepFailed, `GC incomplete: ${errors.join("; ")}`);
+  await delegateIpam(req, "GC").catch((e) => errors.push(partFailed("IPAM", e)));
+  if (errors.length) throw incomplete("GC", errors);
 }

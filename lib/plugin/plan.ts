@@ -1,10 +1,11 @@
 // Pure planning of an attachment: addressing from the IPAM result, kernel commands, flow changes.
 import { CniError, Code } from "../cni/errors.ts";
-import { nodeFlows, peerFlows, podFlows, segmentFlows, type PodFlowSpec } from "../dataplane/builders.ts";
-import { EXACT_MASK, NETWORK_KIND_MASK, nodeCookie, peerCookie, type FlowOp } from "../dataplane/pipeline.ts";
+import { podFlows, segmentFlows, type PodFlowSpec } from "../dataplane/builders.ts";
+import { networkReconcile, type NodeModel } from "../dataplane/model.ts";
+import type { Flow, FlowOp } from "../ovs/flow.ts";
 import type { Result, ResultIP, Route } from "../cni/types.ts";
 import type { OvsplaneConfig } from "./config.ts";
-import { GATEWAY_PORT, macFrom, networkId, tunnelPortName } from "../dataplane/names.ts";
+import { GATEWAY_PORT, gatewayMac, tunnelPortName } from "../dataplane/names.ts";
 import type { NodeSpec, Ofports } from "../node/bridge.ts";
 
 /** What the pod gets, derived from the IPAM result. */
@@ -71,36 +72,35 @@ export function nodeSpec(cfg: OvsplaneConfig, localIP: string): NodeSpec {
     bridge: cfg.bridge,
     datapathType: cfg.datapathType,
     tunnel: { name: tunnelPortName(cfg.tunnel.dstPort), localIP, dstPort: cfg.tunnel.dstPort },
-    gateway: { name: GATEWAY_PORT, mac: macFrom(`gw/${cfg.bridge}`) },
+    gateway: { name: GATEWAY_PORT, mac: gatewayMac(cfg.bridge) },
   };
 }
 
-/** Options of reconcileFlowOps. */
-export interface ReconcileSpec {
+/** The node model of one network in static mode: this node's ports, the gateway from IPAM, peers from the conflist. */
+export function staticModel(cfg: OvsplaneConfig, node: NodeSpec, ofports: Ofports, gatewayIP: string): NodeModel {
+  return {
+    ports: { tunnel: ofports.tunnel, gateway: ofports.gateway },
+    gatewayMAC: node.gateway.mac,
+    networks: [{ name: cfg.name, gatewayIP, peers: cfg.peers }],
+  };
+}
+
+/** Options of addFlowOps. */
+export interface AddFlowSpec {
   cfg: OvsplaneConfig;
-  node: NodeSpec;
-  ofports: Ofports;
-  gatewayIP: string;
-  pod?: PodFlowSpec;
+  model: NodeModel;
+  /** The flows of networkScope(cfg.name) read back from the bridge. */
+  current: readonly Flow[];
+  pod: PodFlowSpec;
 }
 
 /**
- * One atomic bundle: the network's node flows and peer flows replaced as a whole (reconciled, never
- * duplicated), the pod's segment flow ensured, and the pod's own flows added.
+ * What an ADD in static mode writes, as one atomic bundle: the differences between the network's
+ * node-wide flows and the model (nothing when they are right), the pod's segment flow, its own flows.
  */
-export function reconcileFlowOps(s: ReconcileSpec): FlowOp[] {
-  const netId = networkId(s.cfg.name);
-  const ops: FlowOp[] = [
-    { op: "delete", cookie: nodeCookie(netId), mask: EXACT_MASK },
-    ...nodeFlows({ netId, tunnelPort: s.ofports.tunnel, gatewayPort: s.ofports.gateway, gatewayIP: s.gatewayIP, gatewayMAC: s.node.gateway.mac }).map(
-      (flow) => ({ op: "add" as const, flow }),
-    ),
-    { op: "delete", cookie: peerCookie(netId, 0n), mask: NETWORK_KIND_MASK },
-    ...s.cfg.peers.flatMap((p) => peerFlows(netId, p, s.ofports.tunnel)).map((flow) => ({ op: "add" as const, flow })),
+export function addFlowOps(s: AddFlowSpec): FlowOp[] {
+  return [
+    ...networkReconcile(s.model, s.cfg.name, s.current),
+    ...[...segmentFlows(s.pod.segment), ...podFlows(s.pod, s.model.gatewayMAC)].map((flow) => ({ op: "add" as const, flow })),
   ];
-  if (s.pod) {
-    ops.push(...segmentFlows(netId, s.pod.segment).map((flow) => ({ op: "add" as const, flow })));
-    ops.push(...podFlows(s.pod, s.node.gateway.mac).map((flow) => ({ op: "add" as const, flow })));
-  }
-  return ops;
 }

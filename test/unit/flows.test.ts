@@ -1,54 +1,54 @@
-// Unit tests of the flow pipeline: golden bundle text, cookie layout, builders' counts, op order.
+// Unit tests of the flow pipeline: golden ADD bundle, cookie layout, builders, node model and reconcile by difference.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { nodeFlows, peerFlows, podFlows, segmentFlows, ipv4ToBigInt } from "../../lib/dataplane/builders.ts";
+import { nodeFlows, peerFlows, podFlows, routeFlows, segmentFlows } from "../../lib/dataplane/builders.ts";
 import {
-  cookie,
-  COOKIE_MAGIC,
-  CookieKind,
-  EXACT_MASK,
-  hex,
-  KIND_MASK,
-  NETWORK_KIND_MASK,
-  nodeCookie,
-  parseCookie,
-  peerCookie,
-  podCookie,
-  segmentCookie,
-  Table,
-  type Flow,
-  type FlowOp,
+  cookie, COOKIE_MAGIC, CookieKind, EXACT_MASK, gatewayCookie, KIND_MASK, NETWORK_KIND_MASK, NODE_COOKIE, parseCookie, peerCookie, podCookie,
+  routeCookie, segmentCookie, Table,
 } from "../../lib/dataplane/pipeline.ts";
-import { renderBundle, renderFlow } from "../../lib/dataplane/render.ts";
-import { POD_FLOW_COUNT } from "../../lib/plugin/check.ts";
-import { parseConfig } from "../../lib/plugin/config.ts";
+import { desiredNodeFlows, diffFlows, networkReconcile, type NodeModel } from "../../lib/dataplane/model.ts";
+import { flowKey, hex, ipv4, renderBundle, renderFlow, type Flow, type FlowOp } from "../../lib/ovs/flow.ts";
 import { networkId } from "../../lib/dataplane/names.ts";
-import { reconcileFlowOps } from "../../lib/plugin/plan.ts";
+import { addFlowOps, staticModel } from "../../lib/plugin/plan.ts";
 import { net1Config, NET1_NODE, NET1_POD } from "./helpers.ts";
 
 const GOLDEN = fileURLToPath(new URL("./golden/flows-reconcile.txt", import.meta.url));
 
 const cfg = net1Config(1);
 const GW_MAC = "0a:58:0a:f4:01:01";
-const node = NET1_NODE;
 const pod = NET1_POD;
 const netId = networkId("net1");
+const model = staticModel(cfg, NET1_NODE, { tunnel: 1, gateway: 2 }, "10.244.1.1");
+const addsOf = (ops: FlowOp[]) => ops.flatMap((o) => (o.op === "add" ? [o.flow] : []));
+const kindOf = (f: Flow) => parseCookie(f.cookie)!.kind;
 
-function ops(withPod = true): FlowOp[] {
-  return reconcileFlowOps({ cfg, node, ofports: { tunnel: 1, gateway: 2 }, gatewayIP: "10.244.1.1", ...(withPod ? { pod } : {}) });
-}
+/** A two-network model: net1 (peer .2) and net2 (peers .2 and .3) on one bridge. */
+const twoNets: NodeModel = {
+  ports: { tunnel: 1, gateway: 2 },
+  gatewayMAC: GW_MAC,
+  networks: [
+    { name: "net1", gatewayIP: "10.244.1.1", peers: [{ nodeIP: "198.18.0.2", podCIDR: "10.244.2.0/24" }] },
+    { name: "net2", gatewayIP: "10.245.1.1", peers: [{ nodeIP: "198.18.0.2", podCIDR: "10.245.2.0/24" }, { nodeIP: "198.18.0.3", podCIDR: "10.245.3.0/24" }] },
+  ],
+};
 
-test("golden: the reconcile bundle of net1 with one peer and one pod", () => {
-  const text = renderBundle(ops());
+test("golden: the ADD bundle of net1 with one peer and one pod on a fresh bridge", () => {
+  const text = renderBundle(addFlowOps({ cfg, model, current: [], pod }));
   if (process.env.UPDATE_GOLDEN === "1") writeFileSync(GOLDEN, text);
   const golden = readFileSync(GOLDEN, "utf8");
-  // Line by line first, for a readable failure.
   const got = text.split("\n");
   const want = golden.split("\n");
   for (let i = 0; i < Math.max(got.length, want.length); i++) assert.is(got[i], want[i], `line ${i + 1}`);
   assert.is(text, golden);
+});
+
+test("ADD on a node whose node-wide flows are right writes only the segment and pod flows", () => {
+  const current = desiredNodeFlows(model);
+  const ops = addFlowOps({ cfg, model, current, pod });
+  assert.ok(ops.every((o) => o.op === "add"));
+  assert.equal(addsOf(ops).map(kindOf).sort(), [CookieKind.Segment, ...Array(6).fill(CookieKind.Pod)].sort());
 });
 
 test("network id of net1 is stable and 8-bit", () => {
@@ -65,18 +65,15 @@ test("cookie layout: magic in 48..63, kind in 40..47, id in 0..39", () => {
   assert.is(c & ((1n << 40n) - 1n), 0xabcdef0123n);
   assert.is(hex(c), "0x6f7604abcdef0123");
   // ids wider than 40 bits are cut, never spill into the kind
-  assert.is(cookie(CookieKind.Node, 1n << 40n), COOKIE_MAGIC << 48n | 1n << 40n);
+  assert.is(cookie(CookieKind.Node, 1n << 40n), cookie(CookieKind.Node, 0n));
 });
 
 test("parseCookie round trip, and foreign cookies are not ours", () => {
-  for (const [kind, id] of [
-    [CookieKind.Node, 0n],
-    [CookieKind.Segment, (netId << 32n) | 100n],
-    [CookieKind.Peer, (netId << 32n) | ipv4ToBigInt("198.18.0.2")],
-    [CookieKind.Pod, (1n << 40n) - 1n],
-  ] as const) {
-    assert.equal(parseCookie(cookie(kind, id)), { kind, id });
+  for (const c of [NODE_COOKIE, segmentCookie(100), peerCookie(ipv4("198.18.0.2")), podCookie((1n << 40n) - 1n), gatewayCookie(netId), routeCookie(netId, 5n)]) {
+    const p = parseCookie(c)!;
+    assert.is(cookie(p.kind as 1, p.id), c);
   }
+  assert.equal(parseCookie(routeCookie(netId, ipv4("198.18.0.2"))), { kind: CookieKind.Route, id: (netId << 32n) | 0xc6120002n });
   assert.is(parseCookie(0n), undefined);
   assert.is(parseCookie(0x1234n), undefined);
   assert.is(parseCookie(EXACT_MASK), undefined);
@@ -87,134 +84,82 @@ test("masks select exactly what they say", () => {
   assert.is(KIND_MASK, 0xffffff0000000000n);
   assert.is(NETWORK_KIND_MASK, 0xffffffff00000000n);
   const other = (netId + 1n) & 0xffn;
-  // KIND_MASK: every pod cookie, no other kind
   assert.ok(matches(podCookie(0x1234n), podCookie(0n), KIND_MASK));
-  assert.ok(matches(podCookie((1n << 40n) - 1n), podCookie(0n), KIND_MASK));
-  assert.not.ok(matches(segmentCookie(netId, 100), podCookie(0n), KIND_MASK));
-  assert.not.ok(matches(nodeCookie(netId), podCookie(0n), KIND_MASK));
-  // NETWORK_KIND_MASK: one network's peers, not another network's, not other kinds
-  assert.ok(matches(peerCookie(netId, ipv4ToBigInt("198.18.0.2")), peerCookie(netId, 0n), NETWORK_KIND_MASK));
-  assert.ok(matches(peerCookie(netId, ipv4ToBigInt("255.255.255.255")), peerCookie(netId, 0n), NETWORK_KIND_MASK));
-  assert.not.ok(matches(peerCookie(other, ipv4ToBigInt("198.18.0.2")), peerCookie(netId, 0n), NETWORK_KIND_MASK));
-  assert.not.ok(matches(segmentCookie(netId, 0), peerCookie(netId, 0n), NETWORK_KIND_MASK));
-  // EXACT_MASK: one network's node flows only
-  assert.ok(matches(nodeCookie(netId), nodeCookie(netId), EXACT_MASK));
-  assert.not.ok(matches(nodeCookie(other), nodeCookie(netId), EXACT_MASK));
-  // a network's ids
-  assert.equal(parseCookie(segmentCookie(netId, 100)), { kind: CookieKind.Segment, id: (netId << 32n) | 100n });
-  assert.equal(parseCookie(segmentCookie(netId, 16777215)), { kind: CookieKind.Segment, id: (netId << 32n) | 16777215n });
-  assert.equal(parseCookie(nodeCookie(netId)), { kind: CookieKind.Node, id: netId << 32n });
+  assert.not.ok(matches(segmentCookie(100), podCookie(0n), KIND_MASK));
+  assert.ok(matches(routeCookie(netId, ipv4("198.18.0.2")), routeCookie(netId, 0n), NETWORK_KIND_MASK));
+  assert.not.ok(matches(routeCookie(other, ipv4("198.18.0.2")), routeCookie(netId, 0n), NETWORK_KIND_MASK));
+  assert.not.ok(matches(gatewayCookie(other), gatewayCookie(netId), NETWORK_KIND_MASK));
 });
 
-test("ipv4ToBigInt", () => {
-  assert.is(ipv4ToBigInt("198.18.0.2"), 0xc6120002n);
-  assert.is(ipv4ToBigInt("0.0.0.0"), 0n);
-  assert.is(ipv4ToBigInt("255.255.255.255"), 0xffffffffn);
-});
-
-test("podFlows: POD_FLOW_COUNT flows, all with the pod's cookie", () => {
-  assert.is(POD_FLOW_COUNT, 6);
+test("podFlows: six flows, all with the pod's cookie, one per table it touches", () => {
   const f = podFlows(pod, GW_MAC);
-  assert.is(f.length, POD_FLOW_COUNT);
   for (const x of f) assert.is(x.cookie, podCookie(pod.id));
-  // per pod, every table it touches: classifier, guard (ip + arp), ARP answer, from node, L3
   assert.equal(f.map((x) => x.table), [Table.Classifier, Table.SpoofGuard, Table.SpoofGuard, Table.ArpResponder, Table.FromNode, Table.L3Forwarding]);
 });
 
-test("segmentFlows: one flow per segment, keyed by it", () => {
+test("segmentFlows: one bridge-wide flow per segment, the same whichever network writes it", () => {
   for (const s of [1, 100, 200, 16777215]) {
-    const f = segmentFlows(netId, s);
-    assert.is(f.length, 1);
-    assert.is(f[0]!.table, Table.SegmentCheck);
-    assert.equal(f[0]!.match, [`reg0=${s}`, `reg1=${s}`]);
-    assert.equal(f[0]!.actions, ["output:NXM_NX_REG2[]"]);
-    assert.is(f[0]!.cookie, segmentCookie(netId, s));
+    const [f, ...rest] = segmentFlows(s);
+    assert.is(rest.length, 0);
+    assert.is(f!.table, Table.SegmentCheck);
+    assert.is(renderFlow(f!), `table=40,priority=200,cookie=${hex(segmentCookie(s))},reg0=${s},reg1=${s} actions=output:NXM_NX_REG2[]`);
   }
-  assert.is.not(segmentFlows(netId, 100)[0]!.cookie, segmentFlows(netId, 200)[0]!.cookie);
+  assert.is.not(segmentFlows(100)[0]!.cookie, segmentFlows(200)[0]!.cookie);
 });
 
-test("peer flows: one per peer, each with its own cookie", () => {
-  const c2 = parseConfig({
-    cniVersion: "1.1.0",
-    name: "net1",
-    type: "ovsplane",
-    peers: [
-      { nodeIP: "198.18.0.2", podCIDR: "10.244.2.0/24" },
-      { nodeIP: "198.18.0.3", podCIDR: "10.244.3.0/24" },
-      { nodeIP: "198.18.0.4", podCIDR: "10.244.4.0/24" },
-    ],
-    ipam: { type: "ovsplane-ipam", ranges: [[{ subnet: "10.244.1.0/24" }]] },
-  });
-  const all = reconcileFlowOps({ cfg: c2, node, ofports: { tunnel: 1, gateway: 2 }, gatewayIP: "10.244.1.1" });
-  const adds = all.flatMap((o) => (o.op === "add" ? [o.flow] : []));
-  const peerAdds = adds.filter((f) => parseCookie(f.cookie)?.kind === CookieKind.Peer);
-  assert.is(peerAdds.length, 6, "a classifier and a forwarding flow per peer");
-  const peers = peerAdds.filter((f) => f.table === 30);
-  for (const [i, p] of c2.peers.entries()) {
-    const f = peers[i]!;
-    const cls = peerAdds.find((x) => x.table === 0 && x.match.includes(`tun_src=${p.nodeIP}`));
-    assert.ok(cls, `tunnel accepted from ${p.nodeIP}`);
-    assert.is(cls!.cookie, f.cookie);
-    assert.is(f.cookie, peerCookie(netId, ipv4ToBigInt(p.nodeIP)));
-    assert.equal(f.match, ["ip", `nw_dst=${p.podCIDR}`]);
-    assert.ok(f.actions.includes(`set_field:${p.nodeIP}->tun_dst`));
-    assert.is(f.actions[f.actions.length - 1], "output:1");
-    assert.equal(peerFlows(netId, p, 1), [cls!, f]);
-  }
-  // without a pod: no segment and no pod flows
-  assert.not.ok(adds.some((f) => [CookieKind.Segment, CookieKind.Pod].includes(parseCookie(f.cookie)!.kind as 2 | 4)));
+test("peers: tunnel acceptance is bridge-wide, routes are per network", () => {
+  const [acc] = peerFlows("198.18.0.2", 1);
+  assert.is(renderFlow(acc!), `table=0,priority=200,cookie=${hex(peerCookie(0xc6120002n))},in_port=1,tun_src=198.18.0.2 actions=move:NXM_NX_TUN_ID[0..23]->NXM_NX_REG0[0..23],goto_table:30`);
+  const [r] = routeFlows(netId, { nodeIP: "198.18.0.2", podCIDR: "10.244.2.0/24" }, 1);
+  assert.is(renderFlow(r!), `table=30,priority=100,cookie=${hex(routeCookie(netId, 0xc6120002n))},ip,nw_dst=10.244.2.0/24 actions=move:NXM_NX_REG0[0..23]->NXM_NX_TUN_ID[0..23],set_field:198.18.0.2->tun_dst,output:1`);
 });
 
-test("bundle order: each delete comes before the adds it replaces", () => {
-  const o = ops();
-  const firstAdd = (kind: number) => o.findIndex((x) => x.op === "add" && parseCookie(x.flow.cookie)?.kind === kind);
-  const del = (kind: number) => o.findIndex((x) => x.op === "delete" && parseCookie(x.cookie)?.kind === kind);
-  assert.ok(del(CookieKind.Node) >= 0 && del(CookieKind.Node) < firstAdd(CookieKind.Node));
-  assert.ok(del(CookieKind.Peer) >= 0 && del(CookieKind.Peer) < firstAdd(CookieKind.Peer));
-  // no delete of segment or pod flows here (other pods share the segment flow)
-  assert.is(del(CookieKind.Segment), -1);
-  assert.is(del(CookieKind.Pod), -1);
-  // every add of the node and peer kinds lies after its delete
-  for (const [i, x] of o.entries()) {
-    if (x.op !== "add") continue;
-    const k = parseCookie(x.flow.cookie)!.kind;
-    if (k === CookieKind.Node || k === CookieKind.Peer) assert.ok(i > del(k), `op ${i}`);
-  }
-  const text = renderBundle(o).split("\n");
-  assert.ok(text[0]!.startsWith("flow delete cookie="));
-  assert.is(text[text.length - 1], "", "ends with a newline");
-});
-
-test("counts in the reconcile bundle", () => {
-  const o = ops();
-  const kinds = o.flatMap((x) => (x.op === "add" ? [parseCookie(x.flow.cookie)!.kind] : []));
-  const count = (k: number) => kinds.filter((x) => x === k).length;
-  assert.is(count(CookieKind.Node), nodeFlows({ netId, tunnelPort: 1, gatewayPort: 2, gatewayIP: "10.244.1.1", gatewayMAC: GW_MAC }).length);
-  assert.is(count(CookieKind.Peer), 2);
-  assert.is(count(CookieKind.Segment), 1);
-  assert.is(count(CookieKind.Pod), POD_FLOW_COUNT);
-  assert.is(o.filter((x) => x.op === "delete").length, 2);
-});
-
-test("no two flows of the bundle share table, priority and match (they would replace each other)", () => {
-  const adds = ops().flatMap((o) => (o.op === "add" ? [o.flow] : []));
-  const key = (f: Flow) => `${f.table}/${f.priority}/${[...f.match].sort().join(",")}`;
+test("desiredNodeFlows of two networks: no two flows share table, priority and match; one acceptance per peer", () => {
+  const all = [...desiredNodeFlows(twoNets), ...segmentFlows(100), ...podFlows(pod, GW_MAC)];
   const seen = new Map<string, string>();
-  for (const f of adds) {
-    const k = key(f);
-    assert.not.ok(seen.has(k), `${renderFlow(f)} duplicates ${seen.get(k)}`);
-    seen.set(k, renderFlow(f));
+  for (const f of all) {
+    assert.not.ok(seen.has(flowKey(f)), `${renderFlow(f)} duplicates ${seen.get(flowKey(f))}`);
+    seen.set(flowKey(f), renderFlow(f));
   }
+  assert.is(all.filter((f) => kindOf(f) === CookieKind.Peer).length, 2);
+  assert.is(all.filter((f) => kindOf(f) === CookieKind.Route).length, 3);
+  assert.is(all.filter((f) => kindOf(f) === CookieKind.Node).length, nodeFlows(twoNets.ports).length);
+});
+
+test("diffFlows: right flows untouched, changed ones replaced, unwanted ones deleted exactly", () => {
+  const want = desiredNodeFlows(model);
+  assert.equal(diffFlows(want, want), []);
+  const changed: Flow = { ...want[1]!, actions: [] };
+  const extra: Flow = routeFlows(netId, { nodeIP: "198.18.0.9", podCIDR: "10.244.9.0/24" }, 1)[0]!;
+  const ops = diffFlows([want[0]!, changed, ...want.slice(2), extra], want);
+  assert.equal(ops, [{ op: "add", flow: want[1]! }, { op: "delete_strict", flow: extra }]);
+});
+
+test("networkReconcile: one network's reconcile leaves another's routes, and the peers they use, alone", () => {
+  const current = desiredNodeFlows(twoNets); // both networks programmed
+  // net1 alone (its own model) wants nothing changed: net2's routes and peer .3 stay
+  const net1Only: NodeModel = { ...twoNets, networks: [twoNets.networks[0]!] };
+  assert.equal(networkReconcile(net1Only, "net1", current), []);
+  // net2 drops peer .3: its route goes, and so does the acceptance of .3 (no network routes to it)
+  const net2Less: NodeModel = { ...twoNets, networks: [{ ...twoNets.networks[1]!, peers: [twoNets.networks[1]!.peers[0]!] }] };
+  const ops = networkReconcile(net2Less, "net2", current);
+  assert.equal(ops.map((o) => (o.op === "delete_strict" ? `${parseCookie(o.flow.cookie)!.kind}` : o.op)).sort(), [`${CookieKind.Peer}`, `${CookieKind.Route}`]);
+  // net1 drops peer .2: its route goes, the acceptance of .2 stays (net2 still routes to it)
+  const net1Less: NodeModel = { ...twoNets, networks: [{ ...twoNets.networks[0]!, peers: [] }] };
+  const ops1 = networkReconcile(net1Less, "net1", current);
+  assert.equal(ops1.map((o) => o.op), ["delete_strict"]);
+  assert.is(parseCookie((ops1[0] as { flow: Flow }).flow.cookie)!.kind, CookieKind.Route);
 });
 
 test("renderFlow and renderBundle formats", () => {
-  const f: Flow = { table: 40, priority: 200, cookie: 0x6f7602aa00000064n, match: ["reg0=100", "reg1=100"], actions: ["output:NXM_NX_REG2[]"] };
-  assert.is(renderFlow(f), "table=40,priority=200,cookie=0x6f7602aa00000064,reg0=100,reg1=100 actions=output:NXM_NX_REG2[]");
-  const miss: Flow = { table: 0, priority: 0, cookie: 0x6f76010000000000n, match: [], actions: ["drop"] };
+  const f = segmentFlows(100)[0]!;
+  assert.is(renderFlow(f), "table=40,priority=200,cookie=0x6f76020000000064,reg0=100,reg1=100 actions=output:NXM_NX_REG2[]");
+  const miss: Flow = { table: 0, priority: 0, cookie: 0x6f76010000000000n, match: {}, actions: [] };
   assert.is(renderFlow(miss), "table=0,priority=0,cookie=0x6f76010000000000 actions=drop");
   assert.is(
-    renderBundle([{ op: "delete", cookie: 0x6f76040000001234n, mask: EXACT_MASK }, { op: "add", flow: miss }]),
-    "flow delete cookie=0x6f76040000001234/0xffffffffffffffff\nflow add table=0,priority=0,cookie=0x6f76010000000000 actions=drop\n",
+    renderBundle([{ op: "delete", cookie: 0x6f76040000001234n, mask: EXACT_MASK }, { op: "add", flow: miss }, { op: "delete_strict", flow: f }]),
+    "flow delete cookie=0x6f76040000001234/0xffffffffffffffff\nflow add table=0,priority=0,cookie=0x6f76010000000000 actions=drop\n" +
+      "flow delete_strict table=40,priority=200,cookie=0x6f76020000000064/-1,reg0=100,reg1=100\n",
   );
 });
 

@@ -1,0 +1,118 @@
+// The node model and the node-wide flows it implies; differences between flows read back and flows wanted.
+import { flowKey, formatValue, renderFlow, type Flow, type FlowOp } from "../ovs/flow.ts";
+import { gatewayFlows, nodeFlows, peerFlows, routeFlows, type NodePorts, type PeerFlowSpec } from "./builders.ts";
+import { CookieKind, EXACT_MASK, KIND_MASK, NETWORK_KIND_MASK, NODE_COOKIE, cookie, gatewayCookie, parseCookie } from "./pipeline.ts";
+import { networkId } from "./names.ts";
+
+/** One network on this node: its gateway address and its peers (remote nodes and their pod ranges). */
+export interface NetworkModel {
+  name: string;
+  gatewayIP: string;
+  peers: readonly PeerFlowSpec[];
+}
+
+/** What node-wide flows are computed from: the bridge's ports, the gateway MAC, the networks on it. */
+export interface NodeModel {
+  ports: NodePorts;
+  gatewayMAC: string;
+  networks: readonly NetworkModel[];
+}
+
+/** The flows of one network: its gateway and its routes to each peer's pod range. */
+export function networkFlows(m: NodeModel, n: NetworkModel): Flow[] {
+  const netId = networkId(n.name);
+  return [
+    ...gatewayFlows({ netId, gatewayIP: n.gatewayIP, gatewayMAC: m.gatewayMAC, gatewayPort: m.ports.gateway }),
+    ...n.peers.flatMap((p) => routeFlows(netId, p, m.ports.tunnel)),
+  ];
+}
+
+/** Tunnel acceptance for each distinct peer address. */
+function acceptPeers(ips: Iterable<string>, tunnelPort: number): Flow[] {
+  return [...new Set(ips)].sort().flatMap((ip) => peerFlows(ip, tunnelPort));
+}
+
+/**
+ * Every node-wide flow the model implies (all but pods' and segments'): the pipeline defaults, each
+ * network's gateway and routes, and tunnel acceptance from every peer of any network.
+ */
+export function desiredNodeFlows(m: NodeModel): Flow[] {
+  return [
+    ...nodeFlows(m.ports),
+    ...m.networks.flatMap((n) => networkFlows(m, n)),
+    ...acceptPeers(m.networks.flatMap((n) => n.peers.map((p) => p.nodeIP)), m.ports.tunnel),
+  ];
+}
+
+/** A cookie filter for reading flows back. */
+export interface CookieFilter {
+  cookie: bigint;
+  mask: bigint;
+}
+
+/** The flows a whole-node reconcile reads back (and so may change): every node-wide kind. */
+export const NODE_SCOPE: readonly CookieFilter[] = [CookieKind.Node, CookieKind.Gateway, CookieKind.Route, CookieKind.Peer].map((k) => ({
+  cookie: cookie(k, 0n),
+  mask: KIND_MASK,
+}));
+
+/**
+ * The flows one network's static reconcile reads back: the bridge defaults, its own gateway, every
+ * network's routes (a peer stays accepted while any network routes to it) and every peer acceptance.
+ */
+export function networkScope(network: string): CookieFilter[] {
+  return [
+    { cookie: NODE_COOKIE, mask: EXACT_MASK },
+    { cookie: gatewayCookie(networkId(network)), mask: NETWORK_KIND_MASK },
+    { cookie: cookie(CookieKind.Route, 0n), mask: KIND_MASK },
+    { cookie: cookie(CookieKind.Peer, 0n), mask: KIND_MASK },
+  ];
+}
+
+/**
+ * What one network wants of the node-wide flows, given the flows of networkScope() read back: the
+ * bridge defaults, its gateway and routes, and tunnel acceptance from its peers and from every peer
+ * another network still routes to. Other networks' gateways and routes are theirs: returned as
+ * `others`, neither wanted nor unwanted.
+ */
+export function networkDesired(m: NodeModel, network: string, current: readonly Flow[]): { desired: Flow[]; others: Flow[] } {
+  const n = m.networks.find((x) => x.name === network);
+  if (!n) throw new Error(`network ${network} is not in the node model`);
+  const netId = networkId(network);
+  const others = current.filter((f) => {
+    const c = parseCookie(f.cookie);
+    return (c?.kind === CookieKind.Route || c?.kind === CookieKind.Gateway) && c.id >> 32n !== netId;
+  });
+  const otherPeers = others.flatMap((f) => {
+    const c = parseCookie(f.cookie)!;
+    return c.kind === CookieKind.Route ? [formatValue("ipv4", c.id & 0xffffffffn)] : [];
+  });
+  return {
+    desired: [...nodeFlows(m.ports), ...networkFlows(m, n), ...acceptPeers([...n.peers.map((p) => p.nodeIP), ...otherPeers], m.ports.tunnel)],
+    others,
+  };
+}
+
+/**
+ * The changes that turn `current` into `desired`: a flow that is missing or differs (cookie or
+ * actions) is added (OFPFC_ADD replaces one with the same table, priority and match), a flow that is
+ * not wanted is deleted exactly. Nothing is written for flows that are already right.
+ */
+export function diffFlows(current: readonly Flow[], desired: readonly Flow[]): FlowOp[] {
+  const have = new Map(current.map((f) => [flowKey(f), f]));
+  const want = new Map(desired.map((f) => [flowKey(f), f]));
+  const ops: FlowOp[] = [];
+  for (const [k, f] of want) {
+    const h = have.get(k);
+    if (!h || h.cookie !== f.cookie || renderFlow(h) !== renderFlow(f)) ops.push({ op: "add", flow: f });
+  }
+  for (const [k, f] of have) if (!want.has(k)) ops.push({ op: "delete_strict", flow: f });
+  return ops;
+}
+
+/** The changes one network's static reconcile makes, from the flows of networkScope() read back. */
+export function networkReconcile(m: NodeModel, network: string, current: readonly Flow[]): FlowOp[] {
+  const { desired, others } = networkDesired(m, network, current);
+  const skip = new Set(others);
+  return diffFlows(current.filter((f) => !skip.has(f)), desired);
+}
