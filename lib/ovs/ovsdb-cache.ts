@@ -1,5 +1,5 @@
 // A pure in-memory replica of monitored OVSDB tables: apply updates, reconcile with a fresh snapshot, report row changes.
-import type { Row, TableUpdates } from "./ovsdb.ts";
+import type { Row, TableUpdates } from "./ovsdb-values.ts";
 
 /** The replica: table name to row uuid to the row's monitored columns. */
 export type TableCache = Map<string, Map<string, Row>>;

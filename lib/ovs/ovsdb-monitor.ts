@@ -1,5 +1,6 @@
 // A long-lived OVSDB watch: connect, monitor, keep a table cache, emit row events, reconnect with backoff and reconcile.
-import { connect, DEFAULT_TIMEOUT_MS, type MonitorRequest, type Op, type OvsdbClient, type Row, type TableUpdates, type TransactOptions } from "./ovsdb.ts";
+import { connect, DEFAULT_TIMEOUT_MS, type Op, type OvsdbClient, type TransactOptions } from "./ovsdb.ts";
+import type { MonitorRequest, Row, TableUpdates } from "./ovsdb-values.ts";
 import { applyUpdate, newCache, reconcile, ChangeKind, type RowChange, type TableCache } from "./ovsdb-cache.ts";
 import { CniError, messageOf, tryAgainLater } from "../cni/errors.ts";
 

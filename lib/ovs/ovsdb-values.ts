@@ -1,4 +1,22 @@
-// OVSDB value helpers (RFC 7047 §5.1): build and read maps, sets and uuid references.
+// OVSDB data (RFC 7047): value helpers for maps, sets and uuid references; rows, table updates, monitor requests.
+
+/** One row as OVSDB sends it: column name to RFC 7047 value (atoms, `["set", ...]`, `["map", ...]`, `["uuid", s]`). */
+export type Row = Record<string, unknown>;
+
+/** What happened to one row (RFC 7047 §4.1.6): insert has only `new`, delete only `old`, modify both. */
+export interface RowUpdate {
+  old?: Row;
+  new?: Row;
+}
+
+/** An `update` notification's payload, or a monitor's initial state: table name to row uuid to RowUpdate. */
+export type TableUpdates = Record<string, Record<string, RowUpdate>>;
+
+/** RFC 7047 §4.1.5 monitor request of one table; all columns when `columns` is absent. */
+export interface MonitorRequest {
+  columns?: readonly string[];
+  select?: { initial?: boolean; insert?: boolean; delete?: boolean; modify?: boolean };
+}
 
 /** An OVSDB map value: `["map", [[k, v], ...]]`. */
 export function ovsMap(obj: Record<string, string>): ["map", [string, string][]] {

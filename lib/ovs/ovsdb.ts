@@ -3,8 +3,10 @@ import { createConnection, type Socket } from "node:net";
 import { parseEndpoint, type Endpoint } from "./endpoint.ts";
 import { CniError, Code, messageOf, tryAgainLater } from "../cni/errors.ts";
 import { JsonSplitter } from "./jsonstream.ts";
+import type { MonitorRequest, TableUpdates } from "./ovsdb-values.ts";
 
 export { mapToObject, namedUuid, ovsMap, ovsSet, setToArray, uuid, uuidOf } from "./ovsdb-values.ts";
+export type { MonitorRequest, Row, RowUpdate, TableUpdates } from "./ovsdb-values.ts";
 
 /** The database every transaction goes to. */
 export const DATABASE = "Open_vSwitch";
@@ -41,24 +43,6 @@ export class OvsdbError extends CniError {
     super(Code.StepFailed, `OVSDB ${index < 0 ? "request" : `operation ${index}${what ? ` (${what})` : ""}`} failed: ${error}`, details);
     this.name = "OvsdbError";
   }
-}
-
-/** One row as OVSDB sends it: column name to RFC 7047 value (atoms, `["set", ...]`, `["map", ...]`, `["uuid", s]`). */
-export type Row = Record<string, unknown>;
-
-/** What happened to one row (RFC 7047 §4.1.6): insert has only `new`, delete only `old`, modify both. */
-export interface RowUpdate {
-  old?: Row;
-  new?: Row;
-}
-
-/** An `update` notification's payload, or a monitor's initial state: table name to row uuid to RowUpdate. */
-export type TableUpdates = Record<string, Record<string, RowUpdate>>;
-
-/** RFC 7047 §4.1.5 monitor request of one table; all columns when `columns` is absent. */
-export interface MonitorRequest {
-  columns?: readonly string[];
-  select?: { initial?: boolean; insert?: boolean; delete?: boolean; modify?: boolean };
 }
 
 /**
