@@ -2,7 +2,7 @@
 import { createConnection } from "node:net";
 import { parseEndpoint } from "../ovs/endpoint.ts";
 import { renderBundle, type Flow, type FlowOp } from "../ovs/flow.ts";
-import { OpenFlowConnection } from "../ovs/openflow.ts";
+import { OpenFlowConnection } from "../ovs/openflow-conn.ts";
 import { run, trace } from "../host/exec.ts";
 import { settings } from "../settings.ts";
 import type { CookieFilter } from "../dataplane/model.ts";
