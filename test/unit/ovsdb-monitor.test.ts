@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { applyUpdate, newCache, reconcile, sameRow, type RowChange } from "../../lib/ovs/ovsdb-cache.ts";
 import { watchOvsdb } from "../../lib/ovs/ovsdb-monitor.ts";
-import type { Row, TableUpdates } from "../../lib/ovs/ovsdb.ts";
+import { connect, type Row, type TableUpdates } from "../../lib/ovs/ovsdb.ts";
 import { expectCode } from "./helpers.ts";
 
 const brief = (cs: RowChange[]) => cs.map((c) => `${c.kind} ${c.table} ${c.uuid}`);
@@ -191,6 +191,34 @@ test("session: initial rows, live updates, reconnect with reconciliation, transa
   await expectCode(s.transact([]), 11, /closed/);
   await expectCode(s.whenConnected(), 11, /closed/);
   assert.equal(events, []);
+});
+
+test("client: monitor hands the initial state to the callback first, then updates, until monitorCancel", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "ovsplane-fake-ovsdb-"));
+  const fake = new FakeServer(join(dir, "db.sock"));
+  fake.rows.Port = { a: { name: "a" } };
+  await fake.start();
+  const c = await connect(`unix:${fake.path}`);
+  try {
+    const seen: [TableUpdates, boolean][] = [];
+    const initial = await c.monitor("m", { Port: { columns: ["name"] } }, (u, i) => seen.push([u, i]));
+    assert.equal(initial, { Port: { a: { new: { name: "a" } } } });
+    assert.equal(seen, [[initial, true]]);
+    await expectCode(c.monitor("m", { Port: {} }, () => undefined), 100, /duplicate monitor ID/);
+    fake.set("Port", "b", { name: "b" });
+    await until(() => seen.length === 2, "update");
+    assert.equal(seen[1], [{ Port: { b: { new: { name: "b" } } } }, false]);
+    await c.monitorCancel("m");
+    fake.set("Port", "c", { name: "c" });
+    await c.echo();
+    assert.is(seen.length, 2);
+  } finally {
+    c.close();
+    await fake.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  assert.equal(await c.whenClosed().then((e) => e.code), 11);
+  assert.not.ok(c.isOpen);
 });
 
 test("session: an unanswered echo probe drops the connection and the session reconnects", async () => {
