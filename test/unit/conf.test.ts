@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { loadAll } from "js-yaml";
-import { validateConflist } from "../../lib/ctl/commands/install.ts";
+import { validateConflist } from "../../lib/ctl/installer.ts";
 import { applyNodeFacts } from "../../lib/ctl/main.ts";
 
 const CONF = join(__dirname, "../../conf");

@@ -1,108 +1,107 @@
-// ovsplanectl install: copy the executable (temp name, then rename) and write a validated, marked conflist.
-import { createHash } from "node:crypto";
-import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { parseConfig } from "../../plugin/config.ts";
-import type { NetConf } from "../../cni/types.ts";
+// ovsplanectl install: copy the executables into the CNI bin dir and write a validated conflist.
+import { basename } from "node:path";
+import { readFileSync } from "node:fs";
+import type { Argv } from "yargs";
+import { install } from "../installer.ts";
+import { guard, last } from "../common.ts";
 
-/** The top-level key that marks a conflist as written by ovsplanectl (libcni ignores unknown keys). */
-export const MARKER_KEY = "ovsplane.dev/managed-by";
-/** The names the one multi-call executable answers to. */
-export const EXECUTABLE = "ovsplane";
-export const LINKS = ["ovsplane-ipam", "ovsplanectl"] as const;
-
-/** What to install. */
-export interface InstallOptions {
-  binDir: string;
-  confDir: string;
-  /** The executable to copy. */
-  source: string;
-  /** The conflist to write (undefined: executables only). */
-  conflist?: Record<string, unknown>;
-  conflistName: string;
-  force: boolean;
-  dryRun: boolean;
+/** Options of the generated conflist, from flags. */
+interface ConfFlags {
+  name: string;
+  cniVersion: string;
+  bridge?: string;
+  datapathType?: string;
+  ovsdbSocket?: string;
+  segment?: number;
+  podCidr?: string;
+  localIp?: string;
+  peer?: string[];
+  mtu?: number;
+  ipamType: string;
+  dataDir?: string;
 }
 
-/** One planned or done action, for the operator to read. */
-export interface Action {
-  what: string;
-  done: boolean;
+/** A conflist generated from flags (undefined when no pod CIDR is given). */
+export function conflistFromFlags(f: ConfFlags): Record<string, unknown> | undefined {
+  if (!f.podCidr) return undefined;
+  const plugin: Record<string, unknown> = { type: "ovsplane" };
+  if (f.bridge) plugin.bridge = f.bridge;
+  if (f.datapathType) plugin.datapathType = f.datapathType;
+  if (f.ovsdbSocket) plugin.ovsdbSocket = f.ovsdbSocket;
+  if (f.segment !== undefined) plugin.segment = f.segment;
+  if (f.localIp) plugin.tunnel = { localIP: f.localIp };
+  if (f.mtu !== undefined) plugin.mtu = f.mtu;
+  plugin.peers = (f.peer ?? []).map((p) => {
+    const [nodeIP, podCIDR] = p.split("=");
+    if (!nodeIP || !podCIDR) throw new Error(`--peer ${JSON.stringify(p)}: expected NODE_IP=POD_CIDR`);
+    return { nodeIP, podCIDR };
+  });
+  const ipam: Record<string, unknown> = { type: f.ipamType, ranges: [[{ subnet: f.podCidr }]], routes: [{ dst: "0.0.0.0/0" }] };
+  if (f.dataDir) ipam.dataDir = f.dataDir;
+  plugin.ipam = ipam;
+  return { cniVersion: f.cniVersion, name: f.name, plugins: [plugin] };
 }
 
-function sha256(path: string): string {
-  return createHash("sha256").update(readFileSync(path)).digest("hex");
-}
-
-/** Validates every ovsplane plugin of a conflist with the plugin's own parser (throws CniError code 7). */
-export function validateConflist(c: Record<string, unknown>): void {
-  if (typeof c.name !== "string" || typeof c.cniVersion !== "string" || !Array.isArray(c.plugins) || !c.plugins.length) {
-    throw new Error("conflist needs cniVersion, name and a non-empty plugins list");
+/** Fills this node's facts (pod range, underlay address) into every ovsplane plugin of a conflist. */
+export function applyNodeFacts(c: Record<string, unknown>, facts: { podCidr?: string; localIp?: string }): Record<string, unknown> {
+  const plugins = (Array.isArray(c.plugins) ? c.plugins : []) as Record<string, any>[];
+  for (const p of plugins) {
+    if (p.type !== "ovsplane") continue;
+    if (facts.localIp) p.tunnel = { ...(p.tunnel ?? {}), localIP: facts.localIp };
+    if (facts.podCidr) p.ipam = { ...(p.ipam ?? {}), ranges: [[{ subnet: facts.podCidr }]] };
   }
-  for (const p of c.plugins as Record<string, unknown>[]) {
-    if (p.type === "ovsplane") parseConfig({ ...p, name: c.name, cniVersion: c.cniVersion } as NetConf);
-  }
+  return c;
 }
 
-/** The text of a conflist we write (marked as ours). */
-export function renderConflist(c: Record<string, unknown>): string {
-  return JSON.stringify({ ...c, [MARKER_KEY]: "ovsplanectl" }, null, 2) + "\n";
+/** The executable to install: this one when it is a compiled ovsplane, else --source. */
+function defaultSource(): string | undefined {
+  const exe = process.execPath;
+  return /^(node|bun)$/.test(basename(exe)) ? undefined : exe;
 }
 
-function ensureLink(dir: string, name: string, o: InstallOptions, actions: Action[]): void {
-  const path = join(dir, name);
-  let current: string | undefined;
-  try {
-    current = lstatSync(path).isSymbolicLink() ? readlinkSync(path) : "(a file)";
-  } catch {
-    current = undefined;
-  }
-  if (current === EXECUTABLE) return;
-  actions.push({ what: `link ${path} -> ${EXECUTABLE}${current ? ` (replacing ${current})` : ""}`, done: !o.dryRun });
-  if (o.dryRun) return;
-  const tmp = join(dir, `.${name}.tmp-${process.pid}`);
-  symlinkSync(EXECUTABLE, tmp);
-  renameSync(tmp, path);
+function builder(y: Argv<object>) {
+  return y
+    .option("bin-dir", { type: "string", coerce: last, default: "/opt/cni/bin", describe: "where the runtime finds CNI plugins" })
+    .option("conf-dir", { type: "string", coerce: last, default: "/etc/cni/net.d", describe: "where the runtime finds conflists" })
+    .option("source", { type: "string", coerce: last, describe: "the ovsplane executable to copy (default: this executable)" })
+    .option("conf-file", { type: "string", coerce: last, describe: "install this conflist (validated) instead of generating one" })
+    .option("conflist-name", { type: "string", coerce: last, default: "10-ovsplane.conflist", describe: "file name of the conflist" })
+    .option("name", { type: "string", coerce: last, default: "ovsplane", describe: "network name" })
+    .option("cni-version", { type: "string", coerce: last, default: "1.0.0", describe: "cniVersion of the generated conflist" })
+    .option("pod-cidr", { type: "string", coerce: last, describe: "this node's pod range (generates the conflist, or fills --conf-file's)" })
+    .option("pod-cidr-file", { type: "string", coerce: last, describe: "read --pod-cidr from this file (per-node, e.g. written by provisioning)" })
+    .option("segment", { type: "number", describe: "default segment (VXLAN VNI)" })
+    .option("bridge", { type: "string", coerce: last, describe: "OVS integration bridge" })
+    .option("datapath-type", { type: "string", coerce: last, choices: ["system", "netdev"], describe: "OVS datapath" })
+    .option("ovsdb-socket", { type: "string", coerce: last, describe: "OVSDB endpoint (unix:PATH or tcp:HOST:PORT)" })
+    .option("local-ip", { type: "string", coerce: last, describe: "this node's underlay address (tunnel.localIP; fills --conf-file's too)" })
+    .option("peer", { type: "string", array: true, describe: "a static peer as NODE_IP=POD_CIDR (repeatable)" })
+    .option("mtu", { type: "number", describe: "pod MTU" })
+    .option("ipam-type", { type: "string", coerce: last, default: "ovsplane-ipam", describe: "IPAM plugin" })
+    .option("data-dir", { type: "string", coerce: last, describe: "IPAM lease directory" })
+    .option("force", { type: "boolean", default: false, describe: "overwrite a conflist ovsplanectl did not write" })
+    .option("dry-run", { type: "boolean", default: false, describe: "show what would be done, change nothing" })
+    .example("$0 install --pod-cidr 10.244.1.0/24 --local-ip 198.18.0.1 --peer 198.18.0.2=10.244.2.0/24", "install with a generated conflist")
+    .example("$0 install --conf-file my.conflist --bin-dir /host/opt/cni/bin --conf-dir /host/etc/cni/net.d", "install a given conflist")
+    .example("$0 install --dry-run", "show what would change");
 }
 
-/**
- * Installs: the executable (if different) via a temporary name and rename, its links, the conflist
- * (if given, if different, and only over a conflist we wrote unless force). Re-running is a no-op.
- */
-export function install(o: InstallOptions): Action[] {
-  const actions: Action[] = [];
-  if (!existsSync(o.source)) throw new Error(`source executable ${o.source} does not exist`);
-  if (!o.dryRun) mkdirSync(o.binDir, { recursive: true });
-  const target = join(o.binDir, EXECUTABLE);
-  if (!existsSync(target) || sha256(target) !== sha256(o.source)) {
-    actions.push({ what: `copy ${o.source} -> ${target}`, done: !o.dryRun });
-    if (!o.dryRun) {
-      // A runtime may be executing the old file right now: never write it in place.
-      const tmp = join(o.binDir, `.${EXECUTABLE}.tmp-${process.pid}`);
-      copyFileSync(o.source, tmp);
-      chmodSync(tmp, 0o755);
-      renameSync(tmp, target);
-    }
-  }
-  for (const l of LINKS) if (existsSync(o.binDir) || o.dryRun) ensureLink(o.binDir, l, o, actions);
-  if (o.conflist) {
-    validateConflist(o.conflist);
-    const text = renderConflist(o.conflist);
-    const path = join(o.confDir, o.conflistName);
-    const old = existsSync(path) ? readFileSync(path, "utf8") : undefined;
-    if (old !== text) {
-      const ours = old !== undefined && old.includes(`"${MARKER_KEY}"`);
-      if (old !== undefined && !ours && !o.force) {
-        throw new Error(`${path} exists and was not written by ovsplanectl: not overwriting it (use --force)`);
-      }
-      actions.push({ what: `write ${path}${old !== undefined ? " (replacing)" : ""}`, done: !o.dryRun });
-      if (!o.dryRun) {
-        mkdirSync(o.confDir, { recursive: true });
-        const tmp = join(o.confDir, `.${o.conflistName}.tmp-${process.pid}`);
-        writeFileSync(tmp, text, { mode: 0o644 });
-        renameSync(tmp, path);
-      }
-    }
-  }
-  return actions;
-}
+/** The `install` command (a yargs command module). */
+export const installCommand = {
+  command: "install",
+  describe: "install the CNI executables into --bin-dir and write a conflist into --conf-dir",
+  builder,
+  handler: (a: Awaited<ReturnType<typeof builder>["argv"]>) =>
+    guard(() => {
+      const source = a.source ?? defaultSource();
+      if (!source) throw new Error("not running as a compiled ovsplane executable: give --source");
+      if (a.podCidrFile) a.podCidr = readFileSync(a.podCidrFile, "utf8").trim();
+      const conflist = a.confFile
+        ? applyNodeFacts(JSON.parse(readFileSync(a.confFile, "utf8")) as Record<string, unknown>, { podCidr: a.podCidr, localIp: a.localIp })
+        : conflistFromFlags(a as unknown as ConfFlags);
+      const actions = install({ binDir: a.binDir, confDir: a.confDir, source, conflist, conflistName: a.conflistName, force: a.force, dryRun: a.dryRun });
+      if (!actions.length) console.log("nothing to do: already installed");
+      for (const x of actions) console.log(`${a.dryRun ? "would " : ""}${x.what}`);
+      if (!conflist) console.log("no conflist written (give --pod-cidr or --conf-file)");
+    }),
+};
