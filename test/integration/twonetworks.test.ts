@@ -39,6 +39,11 @@ async function del(name: string): Promise<void> {
   pods.delete(name);
 }
 
+/** Each test starts from a bridge with no pod of either network (it stands on its own). */
+async function reset(): Promise<void> {
+  for (const name of [...pods.keys()]) await del(name);
+}
+
 /** CHECK of every pod still attached, of both networks, passes. */
 async function checkAll(after: string): Promise<void> {
   for (const [name, x] of pods) {
@@ -51,6 +56,7 @@ async function checkAll(after: string): Promise<void> {
 }
 
 t("CHECK of every pod of both networks passes after each ADD and each DEL of the other", async () => {
+  await reset();
   await add("a1", "netA");
   await checkAll("ADD a1");
   await add("b1", "netB");
@@ -69,7 +75,10 @@ t("CHECK of every pod of both networks passes after each ADD and each DEL of the
 });
 
 t("DEL of the last pod of one network leaves the other's traffic intact, on the node and across the tunnel", async () => {
-  await del("a2"); // the last pod of netA
+  await reset();
+  await add("a1", "netA");
+  for (const [n, net] of [["b1", "netB"], ["b2", "netB"], ["b3", "netBonB"]] as const) await add(n, net);
+  await del("a1"); // the last pod of netA
   await checkAll("DEL of netA's last pod");
   const [b1, b2, b3] = ["b1", "b2", "b3"].map((n) => pods.get(n)!.p);
   assert.ok(await b1!.pod.ping(b2!.ip), "b1 → b2 on node A");
