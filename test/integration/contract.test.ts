@@ -1,10 +1,10 @@
 // One node: every spec version, 50 concurrent ADDs and DELs, interop with the reference plugins, bad input.
-import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { createNode, createPod, runPlugin, teardownAll, type SimNode } from "../harness/testbed.ts";
-import { CNI_PATH, netConf, OVSPLANE, OVSPLANE_IPAM, podFlowLines, REF_DIR, rmTemp, tempDir } from "./common.ts";
+import { leaseFiles, scoped } from "../harness/fixtures.ts";
+import { addPod, CNI_PATH, delPod, netConf, OVSPLANE, OVSPLANE_IPAM, podFlowLines, REF_DIR, rmTemp, tempDir } from "./common.ts";
 
 const t = suite("CNI contract");
 let N: SimNode;
@@ -22,13 +22,15 @@ t.after(async () => {
   rmTemp(dir);
 });
 
-const leases = (net = "podnet") => readdirSync(join(dir, net)).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f));
+// Each test's attachments are undone when it ends (scoped), pass or fail, so every test finds a clean node.
+const leases = (net = "podnet") => leaseFiles(dir, net);
 
-t("every spec version: ADD prints its result shape, DEL cleans up", async () => {
+t("every spec version: ADD prints its result shape, DEL cleans up", scoped(async (s) => {
   for (const v of ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]) {
     const pod = await createPod(`v${v.replace(/\./g, "")}`);
     const c = { ...conf, cniVersion: v };
     const id = `ctr-v${v}`;
+    const deleted = s.defer(() => runPlugin({ bin: OVSPLANE, node: N, command: "DEL", containerID: id, netns: pod, path: CNI_PATH, config: c }));
     const r = await runPlugin({ bin: OVSPLANE, node: N, command: "ADD", containerID: id, netns: pod, path: CNI_PATH, config: c });
     assert.is(r.code, 0, `${v}: ${r.stdout}`);
     assert.is(r.json.cniVersion, v);
@@ -46,12 +48,15 @@ t("every spec version: ADD prints its result shape, DEL cleans up", async () => 
     }
     const d = await runPlugin({ bin: OVSPLANE, node: N, command: "DEL", containerID: id, netns: pod, path: CNI_PATH, config: c });
     assert.is(d.code, 0, `${v} DEL: ${d.stdout}`);
+    deleted();
   }
   assert.equal(leases(), []);
-});
+}));
 
-t("50 concurrent ADDs get 50 distinct addresses; 50 DELs leave no residue", async () => {
+t("50 concurrent ADDs get 50 distinct addresses; 50 DELs leave no residue", scoped(async (s) => {
   const pods = await Promise.all(Array.from({ length: 50 }, (_, i) => createPod(`cc${i}`)));
+  const del = (i: number) => runPlugin({ bin: OVSPLANE, node: N, command: "DEL", containerID: `ctr-cc${i}`, netns: pods[i]!, path: CNI_PATH, config: conf, timeoutMs: 120_000 });
+  const deleted = s.defer(() => Promise.all(pods.map((_, i) => del(i))));
   const adds = await Promise.all(pods.map((p, i) =>
     runPlugin({ bin: OVSPLANE, node: N, command: "ADD", containerID: `ctr-cc${i}`, netns: p, args: `IgnoreUnknown=1;OVSPLANE_SEGMENT=${1 + (i % 3)}`, path: CNI_PATH, config: conf, timeoutMs: 120_000 })));
   const failed = adds.filter((r) => r.code !== 0);
@@ -60,9 +65,9 @@ t("50 concurrent ADDs get 50 distinct addresses; 50 DELs leave no residue", asyn
   assert.is(new Set(ips).size, 50, "no duplicate address");
   assert.is(leases().length, 50);
   assert.is((await podFlowLines(N)).length, 50 * 6);
-  const dels = await Promise.all(pods.map((p, i) =>
-    runPlugin({ bin: OVSPLANE, node: N, command: "DEL", containerID: `ctr-cc${i}`, netns: p, path: CNI_PATH, config: conf, timeoutMs: 120_000 })));
+  const dels = await Promise.all(pods.map((_, i) => del(i)));
   assert.is(dels.filter((r) => r.code !== 0).length, 0, dels.map((r) => r.stdout).join("\n"));
+  deleted();
   assert.equal(leases(), []);
   assert.is((await podFlowLines(N)).length, 0);
   const ports = (await N.vsctl("list-ports", "br-int")).split("\n").filter((p) => p.startsWith("ovsp") && !p.startsWith("ovsp-") && p !== "ovsplane-gw");
@@ -71,36 +76,44 @@ t("50 concurrent ADDs get 50 distinct addresses; 50 DELs leave no residue", asyn
   assert.equal(segFlows, [], "segment flows go with the last pod of the segment");
   const links = (await N.exec(["ip", "-o", "link"])).stdout.split("\n").filter((l) => /: ovsp[0-9a-f]{11}[@:]/.test(l));
   assert.equal(links, []);
-});
+}));
 
-t("ovsplane works with Debian's host-local as its IPAM", async () => {
+t("ovsplane works with Debian's host-local as its IPAM", scoped(async (s) => {
   const c = { ...conf, cniVersion: "1.0.0", ipam: { ...(conf.ipam as object), type: "host-local" } };
   const pod = await createPod("hl");
+  const del = () => runPlugin({ bin: OVSPLANE, node: N, command: "DEL", containerID: "ctr-hl", netns: pod, path: CNI_PATH, config: c });
+  const deleted = s.defer(del);
   const r = await runPlugin({ bin: OVSPLANE, node: N, command: "ADD", containerID: "ctr-hl", netns: pod, path: CNI_PATH, config: c });
   assert.is(r.code, 0, r.stdout);
   assert.ok(await pod.ping("10.244.8.1"));
   assert.is(leases().length, 1);
-  const d = await runPlugin({ bin: OVSPLANE, node: N, command: "DEL", containerID: "ctr-hl", netns: pod, path: CNI_PATH, config: c });
+  const d = await del();
   assert.is(d.code, 0, d.stdout);
+  deleted();
   assert.equal(leases(), []);
-});
+}));
 
-t("ovsplane-ipam works as the IPAM of Debian's bridge plugin", async () => {
+t("ovsplane-ipam works as the IPAM of Debian's bridge plugin", scoped(async (s) => {
   const c = {
     cniVersion: "1.0.0", name: "refbridge", type: "bridge", bridge: "cni-ref0", isGateway: true,
     ipam: { type: "ovsplane-ipam", ranges: [[{ subnet: "10.99.0.0/24" }]], dataDir: dir },
   };
   const pod = await createPod("refbr");
+  const del = () => runPlugin({ bin: join(REF_DIR, "bridge"), node: N, command: "DEL", containerID: "ctr-refbr", netns: pod, path: [join(OVSPLANE_IPAM, ".."), REF_DIR], config: c });
+  const deleted = s.defer(del);
   const r = await runPlugin({ bin: join(REF_DIR, "bridge"), node: N, command: "ADD", containerID: "ctr-refbr", netns: pod, path: [join(OVSPLANE_IPAM, ".."), REF_DIR], config: c });
   assert.is(r.code, 0, r.stdout + r.stderr);
   assert.is(r.json.ips[0].address, "10.99.0.2/24");
   assert.ok(await pod.ping("10.99.0.1"));
-  const d = await runPlugin({ bin: join(REF_DIR, "bridge"), node: N, command: "DEL", containerID: "ctr-refbr", netns: pod, path: [join(OVSPLANE_IPAM, ".."), REF_DIR], config: c });
+  const d = await del();
   assert.is(d.code, 0, d.stdout);
+  deleted();
   assert.equal(leases("refbridge"), []);
-});
+}));
 
 t("a step failing after IPAM rolls everything back, the lease included, and says which step failed", async () => {
+  const warm = await addPod(N, conf, "rb-warm"); // a node that has served a pod (its bridge is up), with none left
+  assert.is((await delPod(N, conf, warm)).code, 0);
   const pod = await createPod("rollback");
   await pod.exec(["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "other0"]); // the pod's eth0 is taken
   const r = await runPlugin({ bin: OVSPLANE, node: N, command: "ADD", containerID: "ctr-rb", netns: pod, path: CNI_PATH, config: conf });

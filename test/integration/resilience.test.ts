@@ -1,11 +1,12 @@
 // One node: STATUS, OVS down on ADD, a /proc/PID/ns/net netns, GC with two networks on one bridge.
-import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { spawn } from "node:child_process";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { createNode, createPod, runPlugin, teardownAll, type SimNode } from "../harness/testbed.ts";
-import { addPod, CNI_PATH, netConf, OVSPLANE, podFlowLines, rmTemp, tempDir } from "./common.ts";
+import { leaseFiles, scoped, type Scope } from "../harness/fixtures.ts";
+import { addPod, CNI_PATH, delPod, netConf, OVSPLANE, podFlowLines, rmTemp, tempDir, type AttachedPod } from "./common.ts";
 
 const t = suite("resilience");
 let N: SimNode;
@@ -24,18 +25,22 @@ t.after(async () => {
 });
 
 const status = () => runPlugin({ bin: OVSPLANE, node: N, command: "STATUS", path: CNI_PATH, config: conf, env: { CNI_CONTAINERID: undefined, CNI_IFNAME: undefined } });
+// Every test attaches the pods it needs (scoped: detached when it ends), so each stands on its own.
+/** A pod of this test on network c, detached when the test ends. */
+const attach = (s: Scope, c: Record<string, unknown>, name: string): Promise<AttachedPod> => s.use(() => addPod(N, c, name), (p) => delPod(N, c, p));
 
-t("STATUS succeeds when OVSDB and ovs-vswitchd answer", async () => {
+t("STATUS succeeds when OVSDB and ovs-vswitchd answer", scoped(async (s) => {
   const r = await status();
   assert.is(r.code, 0, r.stdout);
-  await addPod(N, conf, "r0");
+  await attach(s, conf, "r0");
   const r2 = await status();
   assert.is(r2.code, 0, r2.stdout);
-});
+}));
 
 for (const daemon of ["ovsdb-server", "ovs-vswitchd"] as const) {
-  t(`with ${daemon} stopped: STATUS is code 50, ADD is code 11 within seconds and changes nothing`, async () => {
-    const leases = readdirSync(join(dir, "podnet")).sort();
+  t(`with ${daemon} stopped: STATUS is code 50, ADD is code 11 within seconds and changes nothing`, scoped(async (s) => {
+    await attach(s, conf, `up-${daemon}`); // a working node: bridge, a port and a lease to keep
+    const leases = leaseFiles(dir);
     const ports = await N.vsctl("list-ports", "br-int");
     if (daemon === "ovsdb-server") await N.stopOvsdb();
     else await N.stopVswitchd();
@@ -48,14 +53,14 @@ for (const daemon of ["ovsdb-server", "ovs-vswitchd"] as const) {
       const r = await runPlugin({ bin: OVSPLANE, node: N, command: "ADD", containerID: "ctr-down", netns: pod, path: CNI_PATH, config: conf });
       assert.ok(Date.now() - t0 < 10_000, `answered in ${Date.now() - t0} ms`);
       assert.is(r.json?.code, 11, r.stdout);
-      assert.equal(readdirSync(join(dir, "podnet")).sort(), leases, "no lease left");
+      assert.equal(leaseFiles(dir), leases, "no lease left");
       assert.equal((await pod.exec(["ip", "-o", "link"])).stdout.split("\n").filter(Boolean).length, 1, "only lo in the pod");
     } finally {
       if (daemon === "ovsdb-server") await N.startOvsdb();
       else await N.startVswitchd();
     }
     assert.is(await N.vsctl("list-ports", "br-int"), ports, "ports unchanged");
-  });
+  }));
 }
 
 t("a /proc/PID/ns/net netns works for ADD, and DEL succeeds after the process exited", async () => {
@@ -76,15 +81,12 @@ t("a /proc/PID/ns/net netns works for ADD, and DEL succeeds after the process ex
   assert.not.ok(existsSync(join(dir, "podnet", add.json.ips[0].address.split("/")[0])));
 });
 
-t("GC removes this network's stale attachments only, and forwards to IPAM", async () => {
+t("GC removes this network's stale attachments only, and forwards to IPAM", scoped(async (s) => {
   const confB = netConf(N, { name: "othernet", podCIDR: "10.244.6.0/24", dataDir: dir, extra: { mtu: 1450 } });
-  const keep = await addPod(N, conf, "gc-keep");
-  const stale = await addPod(N, conf, "gc-stale");
-  const other = await addPod(N, confB, "gc-other");
-  const gcConf = {
-    ...conf,
-    "cni.dev/valid-attachments": [{ containerID: keep.containerID, ifname: "eth0" }, { containerID: "ctr-r0", ifname: "eth0" }],
-  };
+  const keep = await attach(s, conf, "gc-keep");
+  const stale = await attach(s, conf, "gc-stale");
+  const other = await attach(s, confB, "gc-other");
+  const gcConf = { ...conf, "cni.dev/valid-attachments": [{ containerID: keep.containerID, ifname: "eth0" }] };
   const r = await runPlugin({ bin: OVSPLANE, node: N, command: "GC", path: CNI_PATH, config: gcConf, env: { CNI_CONTAINERID: undefined, CNI_IFNAME: undefined } });
   assert.is(r.code, 0, r.stdout);
   const ports = (await N.vsctl("list-ports", "br-int")).split("\n");
@@ -99,9 +101,10 @@ t("GC removes this network's stale attachments only, and forwards to IPAM", asyn
   if (!pinged) console.log((await N.dumpFlows("br-int")).join("\n"), (await N.exec(["ip", "addr"])).stdout, (await other.pod.exec(["ip", "neigh"])).stdout);
   assert.ok(pinged, "other network still works");
   assert.ok((await podFlowLines(N)).length >= 6 * 2, "flows of the remaining pods kept");
-});
+}));
 
-t("GC also removes what a crashed ADD left behind: a tagged veth without a port, pod flows without a port, a lease", async () => {
+t("GC also removes what a crashed ADD left behind: a tagged veth without a port, pod flows without a port, a lease", scoped(async (s) => {
+  const live = await attach(s, conf, "gc-live");
   const pod = await createPod("crashed");
   const host = "ovspdeadbeef001";
   await pod.exec(["ip", "link", "add", "eth0", "type", "veth", "peer", "name", host, "netns", N.netnsPath]);
@@ -109,13 +112,13 @@ t("GC also removes what a crashed ADD left behind: a tagged veth without a port,
   const orphanCookie = "0x6f7604000000dead";
   await N.ofctl("add-flow", N.ofSocket("br-int"), `table=10,priority=200,cookie=${orphanCookie},in_port=999 actions=drop`);
   writeFileSync(join(dir, "podnet", "10.244.5.250"), "ctr-crashed\r\neth0", { mode: 0o600 });
-  const gcConf = { ...conf, "cni.dev/valid-attachments": [{ containerID: "ctr-r0", ifname: "eth0" }, { containerID: "ctr-gc-keep", ifname: "eth0" }] };
+  const gcConf = { ...conf, "cni.dev/valid-attachments": [{ containerID: live.containerID, ifname: "eth0" }] };
   const r = await runPlugin({ bin: OVSPLANE, node: N, command: "GC", path: CNI_PATH, config: gcConf, env: { CNI_CONTAINERID: undefined, CNI_IFNAME: undefined } });
   assert.is(r.code, 0, r.stdout);
   assert.is((await N.exec(["ip", "link", "show", host], { allowFail: true })).code, 1, "orphan veth removed");
   assert.not.ok((await N.dumpFlows("br-int")).some((l) => l.includes(orphanCookie)), "orphan pod flows removed");
   assert.not.ok(existsSync(join(dir, "podnet", "10.244.5.250")), "orphan lease released");
   assert.ok((await podFlowLines(N)).length >= 6, "flows of live pods kept");
-});
+}));
 
 t.run();

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { createNode, connectNodes, runPlugin, teardownAll, type SimNode } from "../harness/testbed.ts";
+import { scoped } from "../harness/fixtures.ts";
 import { addPod, CNI_PATH, delPod, netConf, OVSPLANE, podFlowLines, rmTemp, tempDir, type AttachedPod } from "./common.ts";
 
 const t = suite("two nodes, two segments");
@@ -12,6 +13,7 @@ let dirA: string, dirB: string;
 let confA: Record<string, unknown>, confB: Record<string, unknown>;
 const pods: Record<string, AttachedPod> = {};
 
+// The pods of before() are shared and left as found; a test that breaks or removes a pod attaches its own (scoped).
 t.before(async () => {
   dirA = tempDir();
   dirB = tempDir();
@@ -121,48 +123,46 @@ t("a second ADD of an existing attachment is refused and changes nothing", async
   assert.ok(await pods.a1!.pod.ping(pods.a2!.ip), "first pod still works");
 });
 
-t("CHECK passes for a healthy attachment and names what is missing", async () => {
+t("CHECK passes for a healthy attachment and names what is missing", scoped(async (s) => {
   const conf = { ...confA, prevResult: pods.a1!.result.json };
   const ok = await runPlugin({ bin: OVSPLANE, node: A, command: "CHECK", containerID: "ctr-a1", netns: pods.a1!.pod, args: "IgnoreUnknown=1", path: CNI_PATH, config: conf });
   assert.is(ok.code, 0, ok.stdout);
-  const conf3 = { ...confA, prevResult: pods.a3!.result.json };
-  await pods.a3!.pod.exec(["ip", "route", "del", "default"]);
-  const bad = await runPlugin({ bin: OVSPLANE, node: A, command: "CHECK", containerID: "ctr-a3", netns: pods.a3!.pod, args: "IgnoreUnknown=1", path: CNI_PATH, config: conf3 });
+  const broken = await s.use(() => addPod(A, confA, "chk", 200), (p) => delPod(A, confA, p));
+  const confBroken = { ...confA, prevResult: broken.result.json };
+  await broken.pod.exec(["ip", "route", "del", "default"]);
+  const bad = await runPlugin({ bin: OVSPLANE, node: A, command: "CHECK", containerID: broken.containerID, netns: broken.pod, args: "IgnoreUnknown=1", path: CNI_PATH, config: confBroken });
   assert.is.not(bad.code, 0);
   assert.match(bad.json.msg, /route 0\.0\.0\.0\/0/);
-});
+}));
 
-t("DEL removes port, veth, flows and lease, and succeeds again and without a netns", async () => {
-  const p = pods.a2!;
+t("DEL removes port, veth, flows and lease, and succeeds again and without a netns", scoped(async (s) => {
+  const p = await s.use(() => addPod(A, confA, "del", 100), (p) => delPod(A, confA, p));
   const host = p.result.json.interfaces[0].name;
   const del = await delPod(A, confA, p);
   assert.is(del.code, 0, del.stdout);
   assert.not.ok((await A.vsctl("list-ports", "br-int")).split("\n").includes(host), "port gone");
   assert.is((await A.exec(["ip", "link", "show", host], { allowFail: true })).code, 1, "veth gone");
-  assert.is((await podFlowLines(A)).length, 2 * 6, "its flows gone, the others kept");
+  assert.is((await podFlowLines(A)).length, 3 * 6, "its flows gone, the others (a1, a2, a3) kept");
   assert.not.ok(existsSync(join(dirA, "podnet", p.ip)), "lease gone");
   assert.ok(await pods.a1!.pod.ping(pods.b1!.ip, { tries: 5 }), "others unaffected");
   assert.is((await delPod(A, confA, p)).code, 0, "repeated DEL");
   const noNs = await runPlugin({ bin: OVSPLANE, node: A, command: "DEL", containerID: p.containerID, env: { CNI_NETNS: undefined }, path: CNI_PATH, config: confA });
   assert.is(noNs.code, 0, noNs.stdout);
-});
+}));
 
-t("without tunnel.localIP and mtu, ADD takes them from the default-route interface", async () => {
+t("without tunnel.localIP and mtu, ADD takes them from the default-route interface", scoped(async (s) => {
   await A.exec(["ip", "route", "add", "default", "via", "198.18.0.254", "dev", "br-phy"]);
-  try {
-    const conf = structuredClone(confA) as Record<string, any>;
-    delete conf.tunnel;
-    delete conf.mtu;
-    const p = await addPod(A, conf, "dflt", 100);
-    const mtu = Number((await A.exec(["cat", "/sys/class/net/br-phy/mtu"])).stdout.trim());
-    assert.is(p.result.json.interfaces[1].mtu, mtu - 50);
-    const opts = await A.vsctl("get", "interface", "ovsp-vxlan", "options:local_ip");
-    assert.is(opts.replace(/"/g, ""), "198.18.0.1");
-    assert.ok(await p.pod.ping(pods.b1!.ip, { tries: 5 }), "still crosses the tunnel");
-    assert.is((await delPod(A, conf, p)).code, 0);
-  } finally {
-    await A.exec(["ip", "route", "del", "default"], { allowFail: true });
-  }
-});
+  s.defer(() => A.exec(["ip", "route", "del", "default"], { allowFail: true }));
+  const conf = structuredClone(confA) as Record<string, any>;
+  delete conf.tunnel;
+  delete conf.mtu;
+  const p = await s.use(() => addPod(A, conf, "dflt", 100), (p) => delPod(A, conf, p));
+  const mtu = Number((await A.exec(["cat", "/sys/class/net/br-phy/mtu"])).stdout.trim());
+  assert.is(p.result.json.interfaces[1].mtu, mtu - 50);
+  const opts = await A.vsctl("get", "interface", "ovsp-vxlan", "options:local_ip");
+  assert.is(opts.replace(/"/g, ""), "198.18.0.1");
+  assert.ok(await p.pod.ping(pods.b1!.ip, { tries: 5 }), "still crosses the tunnel");
+  assert.is((await delPod(A, conf, p)).code, 0);
+}));
 
 t.run();
