@@ -3,22 +3,14 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { run } from "../../lib/host/exec.ts";
 import { SUPPORTED_VERSIONS } from "../../lib/cni/version.ts";
+import { REPO_ROOT as ROOT, type PluginResult as Out } from "../harness/plugin.ts";
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const HOST_LOCAL = "/usr/lib/cni/host-local";
 const NODE_BUNDLE = join(ROOT, "dist/js/ovsplane-ipam.cjs");
 const BIN = join(ROOT, "dist/bin/ovsplane-ipam");
-
-interface Out {
-  code: number;
-  stdout: string;
-  stderr: string;
-  json: any;
-}
 
 /** argv of our plugin: the Bun binary when it answers VERSION, else the node bundle (OVSPLANE_IPAM_CMD overrides). */
 async function ourArgv(): Promise<string[]> {
