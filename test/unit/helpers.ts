@@ -75,3 +75,11 @@ export const NET1_NODE: NodeSpec = {
 
 /** The fixture pod of net1: port 5, 10.244.1.5, segment 100. */
 export const NET1_POD: PodFlowSpec = { id: 0x1234n, port: 5, ip: "10.244.1.5", mac: "0a:58:0a:f4:01:05", segment: 100 };
+
+/** CNI_* variables of a valid per-container request (ADD, DEL, CHECK). */
+export const CNI_ENV = { CNI_CONTAINERID: "c0ffee", CNI_NETNS: "/var/run/netns/p1", CNI_IFNAME: "eth0", CNI_PATH: "/opt/cni/bin" };
+
+/** Stdin of a valid 1.1.0 ovsplane request with an exec'd (host-local) IPAM, fields overridden by over. */
+export function confText(over: Record<string, unknown> = {}): string {
+  return JSON.stringify({ cniVersion: "1.1.0", name: "net1", type: "ovsplane", ipam: { type: "host-local", subnet: "10.244.1.0/24" }, ...over });
+}
