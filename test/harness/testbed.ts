@@ -57,7 +57,8 @@ export class Testbed {
     return pod;
   }
 
-  private async underlaySwitch(): Promise<string> {
+  /** The underlay switch's netns (created on first use): a Linux bridge `sw0` that every node's `ul0` cable joins. */
+  async underlaySwitch(): Promise<string> {
     if (this.switchNs) return this.switchNs;
     const ns = uniqueNsName("underlay");
     this.switchNs = ns;
