@@ -1,11 +1,15 @@
 // Pure flow builders of the segment pipeline: node defaults, gateway, segments, peers, routes and pods.
 import { act, ipv4, match, on, slice, type Action, type Flow, type Match } from "../ovs/flow.ts";
-import { gatewayCookie, NODE_COOKIE, peerCookie, podCookie, Priority, Reg, routeCookie, segmentCookie, Table, VNI_BITS } from "./pipeline.ts";
+import {
+  CT_ZONE, CtMark, gatewayCookie, globalCookie, NODE_COOKIE, peerCookie, podCookie, Priority, Reg, routeCookie, segmentCookie, Table, VNI_BITS,
+} from "./pipeline.ts";
+import { macFrom } from "./names.ts";
 
-/** The bridge's shared ports, by OpenFlow number. */
+/** The bridge's shared ports, by OpenFlow number, and the gateway's MAC. */
 export interface NodePorts {
   tunnel: number;
   gateway: number;
+  gatewayMAC: string;
 }
 
 /** A network's gateway on this node. */
@@ -33,40 +37,57 @@ export interface PeerFlowSpec {
   podCIDR: string;
 }
 
+/** The MAC the pipeline answers with when the node asks for an address in a peer's pod range. */
+export const PEER_RANGE_MAC = macFrom("ovsplane/peer-ranges");
+
 function flow(table: number, priority: number, c: bigint, m: Match, actions: Action[]): Flow {
   return { table, priority, cookie: c, match: m, actions };
 }
 
 const vni = (field: "reg0" | "tun_id") => slice(field, 0, VNI_BITS - 1);
+const reg = (r: number) => slice(`reg${r}` as "reg0");
 
-/** Answer an ARP request in place with the given MAC for the target address. */
-function arpReply(mac: string, ip: string): Action[] {
+/** Turn an ARP request into its reply in place, from `mac`; the asked address becomes the sender's. */
+function arpReply(mac: string): Action[] {
   return [
     act.move(slice("dl_src"), slice("dl_dst")),
     act.setMac("dl_src", mac),
     act.setInt("arp_op", 2),
     act.move(slice("arp_sha"), slice("arp_tha")),
     act.setMac("arp_sha", mac),
+    act.move(slice("arp_tpa"), reg(Reg.Scratch)),
     act.move(slice("arp_spa"), slice("arp_tpa")),
-    act.setIPv4("arp_spa", ip),
+    act.move(reg(Reg.Scratch), slice("arp_spa")),
     act.inPort(),
   ];
 }
 
-/** The bridge-wide defaults: tunnel and gateway classification, the miss of every table. */
+/** The bridge-wide defaults: gateway classification, conntrack, replies to the node, the miss of every table. */
 export function nodeFlows(p: NodePorts): Flow[] {
   const c = NODE_COOKIE;
+  const toNode = [act.setMac("dl_dst", p.gatewayMAC), act.output(p.gateway)];
   return [
-    // VNI 0 would claim the node's privilege (reach every segment): never accepted from the tunnel.
-    flow(Table.Classifier, Priority.Responder, c, match(on.inPort(p.tunnel), on.tunId(0)), []),
+    // From the gateway: the node (reg0 0) unless a pod's address says otherwise (podFlows).
     flow(Table.Classifier, Priority.Normal, c, on.inPort(p.gateway), [act.loadReg(Reg.SrcSegment, 0), act.goto(Table.FromNode)]),
     flow(Table.Classifier, Priority.Miss, c, {}, []),
     flow(Table.SpoofGuard, Priority.Miss, c, {}, []),
-    flow(Table.ArpResponder, Priority.Peer, c, on.ip(), [act.goto(Table.L3Forwarding)]),
+    flow(Table.ArpResponder, Priority.Peer, c, on.ip(), [act.goto(Table.Conntrack)]),
     flow(Table.ArpResponder, Priority.Miss, c, {}, []),
-    flow(Table.FromNode, Priority.Miss, c, {}, [act.goto(Table.L3Forwarding)]),
+    flow(Table.FromNode, Priority.Miss, c, {}, [act.goto(Table.Conntrack)]),
+    flow(Table.Conntrack, Priority.Normal, c, on.ip(), [act.ctLookup(CT_ZONE, Table.ConntrackState)]),
+    flow(Table.Conntrack, Priority.Miss, c, {}, [act.goto(Table.L3Forwarding)]),
+    // A connection the node starts (its own, or a pod's it DNAT'd for a Service) is committed, marked
+    // FromNode; a reply of such a connection goes back to the node, whose conntrack undoes its NAT.
+    flow(Table.ConntrackState, Priority.Responder, c, match(on.inPort(p.gateway), on.ip(), on.ctState(["Trk", "New"])), [
+      act.ctCommit(CT_ZONE, CtMark.FromNode),
+      act.goto(Table.L3Forwarding),
+    ]),
+    flow(Table.ConntrackState, Priority.Responder, c, on.inPort(p.gateway), [act.goto(Table.L3Forwarding)]),
+    flow(Table.ConntrackState, Priority.Normal, c, match(on.ip(), on.ctState(["Trk", "Est", "Rpl"]), on.ctMark(CtMark.FromNode, CtMark.FromNode)), toNode),
+    flow(Table.ConntrackState, Priority.Miss, c, {}, [act.goto(Table.L3Forwarding)]),
+    // Tunnel traffic that is not for a local pod goes nowhere: no remote pod uses this node as a router.
     flow(Table.L3Forwarding, Priority.TunnelGuard, c, on.inPort(p.tunnel), []),
-    flow(Table.L3Forwarding, Priority.ToNode, c, on.ip(), [act.output(p.gateway)]),
+    flow(Table.L3Forwarding, Priority.ToNode, c, on.ip(), toNode),
     flow(Table.L3Forwarding, Priority.Miss, c, {}, []),
     flow(Table.SegmentCheck, Priority.Normal, c, on.reg(Reg.SrcSegment, 0), [act.outputReg(Reg.DstPort)]),
     flow(Table.SegmentCheck, Priority.Miss, c, {}, []),
@@ -77,7 +98,7 @@ export function nodeFlows(p: NodePorts): Flow[] {
 export function gatewayFlows(g: GatewaySpec): Flow[] {
   const c = gatewayCookie(g.netId);
   return [
-    flow(Table.ArpResponder, Priority.Responder, c, match(on.arpOp(1), on.arpTpa(g.gatewayIP)), arpReply(g.gatewayMAC, g.gatewayIP)),
+    flow(Table.ArpResponder, Priority.Responder, c, match(on.arpOp(1), on.arpTpa(g.gatewayIP)), arpReply(g.gatewayMAC)),
     flow(Table.ArpResponder, Priority.Responder, c, match(on.arpOp(2), on.arpTpa(g.gatewayIP)), [act.output(g.gatewayPort)]),
   ];
 }
@@ -91,39 +112,65 @@ export function segmentFlows(segment: number): Flow[] {
   ];
 }
 
-/** Tunnel traffic is accepted only from a known peer, its segment taken from tun_id (bridge-wide). */
+/** A global segment: its pods reach, and are reached by, pods of every segment. */
+export function globalFlows(netId: bigint, segment: number): Flow[] {
+  const c = globalCookie(netId, segment);
+  return [
+    flow(Table.SegmentCheck, Priority.Normal, c, on.reg(Reg.SrcSegment, segment), [act.outputReg(Reg.DstPort)]),
+    flow(Table.SegmentCheck, Priority.Normal, c, on.reg(Reg.DstSegment, segment), [act.outputReg(Reg.DstPort)]),
+  ];
+}
+
+/**
+ * Tunnel traffic is accepted only from a known peer, its segment taken from tun_id (bridge-wide);
+ * VNI 0 is the peer node's own traffic, with the node's privilege.
+ */
 export function peerFlows(nodeIP: string, tunnelPort: number): Flow[] {
   return [
     flow(Table.Classifier, Priority.Normal, peerCookie(ipv4(nodeIP)), match(on.inPort(tunnelPort), on.tunSrc(nodeIP)), [
       act.move(vni("tun_id"), vni("reg0")),
-      act.goto(Table.L3Forwarding),
+      act.goto(Table.Conntrack),
     ]),
   ];
 }
 
-/** A network's route: traffic to the peer's pod range leaves through the tunnel with tun_id = the sender's segment. */
-export function routeFlows(netId: bigint, p: PeerFlowSpec, tunnelPort: number): Flow[] {
+/**
+ * A network's route to a peer's pod range: traffic leaves through the tunnel with tun_id = the
+ * sender's segment (0 for the node); the node's ARP for the range is answered; nothing from the node
+ * claims a peer pod's address.
+ */
+export function routeFlows(netId: bigint, p: PeerFlowSpec, ports: NodePorts): Flow[] {
+  const c = routeCookie(netId, ipv4(p.nodeIP));
   return [
-    flow(Table.L3Forwarding, Priority.Peer, routeCookie(netId, ipv4(p.nodeIP)), on.ipDst(p.podCIDR), [
+    flow(Table.Classifier, Priority.Source, c, match(on.inPort(ports.gateway), on.ipSrc(p.podCIDR)), []),
+    flow(Table.FromNode, Priority.Peer, c, match(on.arpOp(1), on.arpTpa(p.podCIDR)), arpReply(PEER_RANGE_MAC)),
+    flow(Table.L3Forwarding, Priority.Peer, c, on.ipDst(p.podCIDR), [
       act.move(vni("reg0"), vni("tun_id")),
       act.setIPv4("tun_dst", p.nodeIP),
-      act.output(tunnelPort),
+      act.output(ports.tunnel),
     ]),
   ];
 }
 
-/** Per local pod: classify, guard its source, answer ARP for it, deliver to it. */
-export function podFlows(p: PodFlowSpec, gatewayMAC: string): Flow[] {
+/**
+ * Per local pod: classify it (also when the node hands back its packets after a Service's DNAT: by
+ * source address), guard its source, answer ARP for it, deliver to it.
+ */
+export function podFlows(p: PodFlowSpec, ports: Pick<NodePorts, "gateway" | "gatewayMAC">): Flow[] {
   const c = podCookie(p.id);
   const from = on.inPort(p.port);
   return [
     flow(Table.Classifier, Priority.Normal, c, from, [act.loadReg(Reg.SrcSegment, p.segment), act.goto(Table.SpoofGuard)]),
+    flow(Table.Classifier, Priority.Source, c, match(on.inPort(ports.gateway), on.ipSrc(p.ip)), [
+      act.loadReg(Reg.SrcSegment, p.segment),
+      act.goto(Table.FromNode),
+    ]),
     flow(Table.SpoofGuard, Priority.Normal, c, match(from, on.ethSrc(p.mac), on.ipSrc(p.ip)), [act.goto(Table.ArpResponder)]),
     flow(Table.SpoofGuard, Priority.Normal, c, match(from, on.ethSrc(p.mac), on.arpSpa(p.ip), on.arpSha(p.mac)), [act.goto(Table.ArpResponder)]),
-    flow(Table.ArpResponder, Priority.Responder, c, match(on.arpOp(1), on.reg(Reg.SrcSegment, p.segment), on.arpTpa(p.ip)), arpReply(p.mac, p.ip)),
+    flow(Table.ArpResponder, Priority.Responder, c, match(on.arpOp(1), on.arpTpa(p.ip)), arpReply(p.mac)),
     flow(Table.FromNode, Priority.Normal, c, on.arpTpa(p.ip), [act.output(p.port)]),
     flow(Table.L3Forwarding, Priority.Normal, c, on.ipDst(p.ip), [
-      act.setMac("dl_src", gatewayMAC),
+      act.setMac("dl_src", ports.gatewayMAC),
       act.setMac("dl_dst", p.mac),
       act.loadReg(Reg.DstSegment, p.segment),
       act.loadReg(Reg.DstPort, p.port),

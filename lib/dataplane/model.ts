@@ -1,29 +1,30 @@
 // The node model and the node-wide flows it implies; differences between flows read back and flows wanted.
 import { flowKey, formatValue, renderFlow, type Flow, type FlowOp } from "../ovs/flow.ts";
-import { gatewayFlows, nodeFlows, peerFlows, routeFlows, type NodePorts, type PeerFlowSpec } from "./builders.ts";
+import { gatewayFlows, globalFlows, nodeFlows, peerFlows, routeFlows, type NodePorts, type PeerFlowSpec } from "./builders.ts";
 import { CookieKind, EXACT_MASK, KIND_MASK, NETWORK_KIND_MASK, NODE_COOKIE, cookie, gatewayCookie, parseCookie } from "./pipeline.ts";
 import { networkId } from "./names.ts";
 
-/** One network on this node: its gateway address and its peers (remote nodes and their pod ranges). */
+/** One network on this node: its gateway address, its peers (remote nodes and their pod ranges), its global segments. */
 export interface NetworkModel {
   name: string;
   gatewayIP: string;
   peers: readonly PeerFlowSpec[];
+  globalSegments: readonly number[];
 }
 
-/** What node-wide flows are computed from: the bridge's ports, the gateway MAC, the networks on it. */
+/** What node-wide flows are computed from: the bridge's ports and gateway MAC, the networks on it. */
 export interface NodeModel {
   ports: NodePorts;
-  gatewayMAC: string;
   networks: readonly NetworkModel[];
 }
 
-/** The flows of one network: its gateway and its routes to each peer's pod range. */
+/** The flows of one network: its gateway, its routes to each peer's pod range, its global segments. */
 export function networkFlows(m: NodeModel, n: NetworkModel): Flow[] {
   const netId = networkId(n.name);
   return [
-    ...gatewayFlows({ netId, gatewayIP: n.gatewayIP, gatewayMAC: m.gatewayMAC, gatewayPort: m.ports.gateway }),
-    ...n.peers.flatMap((p) => routeFlows(netId, p, m.ports.tunnel)),
+    ...gatewayFlows({ netId, gatewayIP: n.gatewayIP, gatewayMAC: m.ports.gatewayMAC, gatewayPort: m.ports.gateway }),
+    ...n.peers.flatMap((p) => routeFlows(netId, p, m.ports)),
+    ...n.globalSegments.flatMap((g) => globalFlows(netId, g)),
   ];
 }
 
@@ -51,19 +52,21 @@ export interface CookieFilter {
 }
 
 /** The flows a whole-node reconcile reads back (and so may change): every node-wide kind. */
-export const NODE_SCOPE: readonly CookieFilter[] = [CookieKind.Node, CookieKind.Gateway, CookieKind.Route, CookieKind.Peer].map((k) => ({
+export const NODE_SCOPE: readonly CookieFilter[] = [CookieKind.Node, CookieKind.Gateway, CookieKind.Route, CookieKind.Peer, CookieKind.Global].map((k) => ({
   cookie: cookie(k, 0n),
   mask: KIND_MASK,
 }));
 
 /**
- * The flows one network's static reconcile reads back: the bridge defaults, its own gateway, every
- * network's routes (a peer stays accepted while any network routes to it) and every peer acceptance.
+ * The flows one network's static reconcile reads back: the bridge defaults, its own gateway and global
+ * segments, every network's routes (a peer stays accepted while any network routes to it) and every
+ * peer acceptance.
  */
 export function networkScope(network: string): CookieFilter[] {
   return [
     { cookie: NODE_COOKIE, mask: EXACT_MASK },
     { cookie: gatewayCookie(networkId(network)), mask: NETWORK_KIND_MASK },
+    { cookie: cookie(CookieKind.Global, networkId(network) << 32n), mask: NETWORK_KIND_MASK },
     { cookie: cookie(CookieKind.Route, 0n), mask: KIND_MASK },
     { cookie: cookie(CookieKind.Peer, 0n), mask: KIND_MASK },
   ];
@@ -81,7 +84,7 @@ export function networkDesired(m: NodeModel, network: string, current: readonly 
   const netId = networkId(network);
   const others = current.filter((f) => {
     const c = parseCookie(f.cookie);
-    return (c?.kind === CookieKind.Route || c?.kind === CookieKind.Gateway) && c.id >> 32n !== netId;
+    return (c?.kind === CookieKind.Route || c?.kind === CookieKind.Gateway || c?.kind === CookieKind.Global) && c.id >> 32n !== netId;
   });
   const otherPeers = others.flatMap((f) => {
     const c = parseCookie(f.cookie)!;

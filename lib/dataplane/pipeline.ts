@@ -5,15 +5,21 @@
  * - Classifier: who sent it (a pod, the tunnel, the node's gateway port).
  * - SpoofGuard: pods send only with their own MAC and IP.
  * - ArpResponder: ARP is answered locally; no ARP broadcast leaves the node.
- * - FromNode: the node's ARP requests reach its pods.
+ * - FromNode: the node's ARP requests reach its pods (and are answered for peers' pod ranges).
+ * - Conntrack: every IP packet is looked up in ovsplane's conntrack zone.
+ * - ConntrackState: connections entering from the gateway (the node's own, Services DNAT'd by
+ *   kube-proxy, NodePorts) are committed and marked FromNode; their replies go back to the node, whose
+ *   conntrack undoes its NAT.
  * - L3Forwarding: where a packet goes (a local pod, a peer node, the node).
- * - SegmentCheck: micro-segmentation; only same-segment (or node) traffic reaches a pod.
+ * - SegmentCheck: micro-segmentation; only same-segment, global-segment or node traffic reaches a pod.
  */
 export const Table = {
   Classifier: 0,
   SpoofGuard: 10,
   ArpResponder: 20,
   FromNode: 25,
+  Conntrack: 27,
+  ConntrackState: 28,
   L3Forwarding: 30,
   SegmentCheck: 40,
 } as const;
@@ -25,6 +31,7 @@ export const Priority = {
   Peer: 100,
   TunnelGuard: 150,
   Normal: 200,
+  Source: 250,
   Responder: 300,
 } as const;
 
@@ -33,12 +40,26 @@ export const Priority = {
  * - SrcSegment: the sender's segment (VNI); 0 means the node itself.
  * - DstSegment: the destination pod's segment.
  * - DstPort: the destination pod's OpenFlow port.
+ * - Scratch: a temporary (swapping ARP addresses).
  */
 export const Reg = {
   SrcSegment: 0,
   DstSegment: 1,
   DstPort: 2,
+  Scratch: 4,
 } as const;
+
+/** The conntrack zone of ovsplane's connections. */
+export const CT_ZONE = 0x6f76;
+
+/** ct_mark bits. FromNode: the connection entered the bridge from the gateway (the node started it). */
+export const CtMark = { FromNode: 0x1 } as const;
+
+/**
+ * The tunnel VNI of the node's own traffic (and traffic the node forwards for non-pods): accepted only
+ * from known peers, and no pod can send with it (a pod's VNI is its segment, 1 or more).
+ */
+export const NODE_VNI = 0;
 
 /** The VNI bits of tun_id and of the segment registers. */
 export const VNI_BITS = 24;
@@ -53,6 +74,7 @@ export const VNI_BITS = 24;
  * - Pod: one attachment's flows, id = attachment id.
  * - Gateway: a network's gateway ARP, id = network id << 32.
  * - Route: a network's route to one peer's pod range, id = network id << 32 | peer IPv4.
+ * - Global: a network's global segment (reaches and is reached by every segment), id = network id << 32 | VNI.
  */
 export const CookieKind = {
   Node: 1,
@@ -61,6 +83,7 @@ export const CookieKind = {
   Pod: 4,
   Gateway: 5,
   Route: 6,
+  Global: 7,
 } as const;
 
 /** One of CookieKind's values. */
@@ -118,4 +141,9 @@ export function gatewayCookie(netId: bigint): bigint {
 /** Cookie of a network's route to one peer's pod range. */
 export function routeCookie(netId: bigint, ip: bigint): bigint {
   return cookie(CookieKind.Route, (netId << 32n) | ip);
+}
+
+/** Cookie of a network's flows for one global segment. */
+export function globalCookie(netId: bigint, vni: number): bigint {
+  return cookie(CookieKind.Global, (netId << 32n) | BigInt(vni));
 }

@@ -1,7 +1,7 @@
 // OVS node state through OVSDB: the bridge, tunnel and gateway ports, and pod ports found by their tags.
 import { CniError, Code, alreadyExists } from "../cni/errors.ts";
 import { BadTags, decodeTags, PortRole, Tag, type Attachment } from "../dataplane/attachment.ts";
-import { mapToObject, namedUuid, ovsMap, OvsdbError, setToArray, uuid, uuidOf, waitForCurCfg, type Op, type OvsdbClient } from "../ovs/ovsdb.ts";
+import { mapToObject, namedUuid, ovsMap, ovsSet, OvsdbError, setToArray, uuid, uuidOf, waitForCurCfg, type Op, type OvsdbClient } from "../ovs/ovsdb.ts";
 
 /** The shared node state a bridge needs. */
 export interface NodeSpec {
@@ -197,23 +197,29 @@ export async function deletePorts(c: OvsdbClient, portUuids: readonly string[]):
 }
 
 /** In one round trip: whether a port of that name exists, and whether the bridge does. */
-export async function preflight(c: OvsdbClient, portName: string, bridge: string): Promise<{ port: boolean; bridge: boolean }> {
+export async function preflight(c: OvsdbClient, portName: string, bridge: string): Promise<{ port: boolean; bridge: boolean; bridgeIds: Record<string, string> }> {
   const [p, b] = await c.transact([
     { op: "select", table: "Port", where: byName(portName), columns: ["_uuid"] },
-    { op: "select", table: "Bridge", where: byName(bridge), columns: ["_uuid"] },
+    { op: "select", table: "Bridge", where: byName(bridge), columns: ["_uuid", "external_ids"] },
   ]);
-  return { port: p.rows.length > 0, bridge: b.rows.length > 0 };
+  return { port: p.rows.length > 0, bridge: b.rows.length > 0, bridgeIds: b.rows[0] ? mapToObject(b.rows[0].external_ids) : {} };
+}
+
+/** The bridge's external_ids (empty when there is no such bridge). */
+export async function bridgeIds(c: OvsdbClient, bridge: string): Promise<Record<string, string>> {
+  const [b] = await c.transact([{ op: "select", table: "Bridge", where: byName(bridge), columns: ["external_ids"] }]);
+  return b.rows[0] ? mapToObject(b.rows[0].external_ids) : {};
+}
+
+/** Sets (or, with undefined, removes) one external_id of the bridge. */
+export async function setBridgeId(c: OvsdbClient, bridge: string, key: string, value: string | undefined): Promise<void> {
+  const mutations: unknown[] = [["external_ids", "delete", ovsSet([key])]];
+  if (value !== undefined) mutations.push(["external_ids", "insert", ovsMap({ [key]: value })]);
+  await c.transact([{ op: "mutate", table: "Bridge", where: byName(bridge), mutations }]);
 }
 
 /** True when the bridge exists in OVSDB. */
 export async function bridgeExists(c: OvsdbClient, bridge: string): Promise<boolean> {
   const [r] = await c.transact([{ op: "select", table: "Bridge", where: byName(bridge), columns: ["_uuid"] }]);
   return r.rows.length > 0;
-}
-
-/** Segments that any ovsplane port still uses, but the excluded ones (all networks: they share segment flows). */
-export async function segmentsInUse(c: OvsdbClient, exclude: ReadonlySet<string> = new Set()): Promise<Set<number>> {
-  const out = new Set<number>();
-  for (const p of await listPorts(c)) if (p.attachment && !exclude.has(p.uuid)) out.add(p.attachment.segment);
-  return out;
 }

@@ -51,6 +51,9 @@ export const FIELDS = {
   tun_id: f(8, "int", 0x8000, 38, "NXM_NX_TUN_ID", "tun_id", true),
   tun_src: f(4, "ipv4", 0x0001, 31, "NXM_NX_TUN_IPV4_SRC", "tun_src", true),
   tun_dst: f(4, "ipv4", 0x0001, 32, "NXM_NX_TUN_IPV4_DST", "tun_dst", true),
+  ct_state: f(4, "int", 0x0001, 105, "NXM_NX_CT_STATE", "ct_state", true),
+  ct_zone: f(2, "int", 0x0001, 106, "NXM_NX_CT_ZONE", "ct_zone", false),
+  ct_mark: f(4, "int", 0x0001, 107, "NXM_NX_CT_MARK", "ct_mark", true),
   ...regs,
 } as const satisfies Record<string, FieldDef>;
 
@@ -89,7 +92,24 @@ export type Action =
   | { readonly type: "load"; readonly dst: Slice; readonly value: bigint }
   | { readonly type: "move"; readonly src: Slice; readonly dst: Slice }
   | { readonly type: "set_field"; readonly field: FieldName; readonly value: bigint }
-  | { readonly type: "goto_table"; readonly table: number };
+  | { readonly type: "goto_table"; readonly table: number }
+  | ConntrackAction;
+
+/**
+ * Send the packet through the connection tracker (NXAST_CT): look it up in `zone`, and with `commit`
+ * record the connection, running `exec` (set_field on ct_mark) on the new entry; with `table` the
+ * packet is looked up and continues, tracked, in that table (recirculation).
+ */
+export interface ConntrackAction {
+  readonly type: "ct";
+  readonly commit: boolean;
+  readonly zone: number;
+  readonly table?: number;
+  readonly exec?: readonly Action[];
+}
+
+/** Connection-tracking states (bits of ct_state). */
+export const CtState = { New: 0x01, Est: 0x02, Rel: 0x04, Rpl: 0x08, Inv: 0x10, Trk: 0x20 } as const;
 
 /** One flow: table, priority, cookie, match and actions (none = drop). */
 export interface Flow {
@@ -169,11 +189,19 @@ export const on = {
   ipDst: (cidr: string): Match => ({ ...on.ip(), nw_dst: prefix("nw_dst", cidr) }),
   arpOp: (op: number): Match => ({ ...on.arp(), arp_op: exact(op) }),
   arpSpa: (ip: string): Match => ({ ...on.arp(), arp_spa: exact(ipv4(ip)) }),
-  arpTpa: (ip: string): Match => ({ ...on.arp(), arp_tpa: exact(ipv4(ip)) }),
+  /** ARP target, `A.B.C.D` or `A.B.C.D/len`; adds the `arp` prerequisite. */
+  arpTpa: (cidr: string): Match => ({ ...on.arp(), arp_tpa: prefix("arp_tpa", cidr) }),
   arpSha: (m: string): Match => ({ ...on.arp(), arp_sha: exact(mac(m)) }),
   tunId: (id: number | bigint): Match => ({ tun_id: exact(id) }),
   tunSrc: (ip: string): Match => ({ tun_src: exact(ipv4(ip)) }),
   reg: (reg: number, value: number | bigint): Match => ({ [regName(reg)]: exact(value) }),
+  /** ct_state with the given flags set (`+`) and others cleared (`-`); unnamed flags are not matched. */
+  ctState: (set: readonly (keyof typeof CtState)[], cleared: readonly (keyof typeof CtState)[] = []): Match => {
+    const bits = (l: readonly (keyof typeof CtState)[]) => l.reduce((a, k) => a | BigInt(CtState[k]), 0n);
+    return { ct_state: masked("ct_state", bits(set), bits(set) | bits(cleared)) };
+  },
+  /** ct_mark bits under a mask. */
+  ctMark: (value: number, mask: number): Match => ({ ct_mark: masked("ct_mark", BigInt(value), BigInt(mask)) }),
 } as const;
 
 /** One match from parts (later parts win on the same field). */
@@ -181,7 +209,7 @@ export function match(...parts: Match[]): Match {
   return Object.assign({}, ...parts) as Match;
 }
 
-function prefix(name: "nw_src" | "nw_dst", cidr: string): MatchValue {
+function prefix(name: "nw_src" | "nw_dst" | "arp_tpa", cidr: string): MatchValue {
   const [ip, len] = cidr.split("/");
   const bits = len === undefined ? 32 : Number(len);
   if (!Number.isInteger(bits) || bits < 0 || bits > 32) throw new Error(`"${cidr}" is not an IPv4 prefix`);
@@ -215,6 +243,10 @@ export const act = {
   setIPv4: (field: "arp_spa" | "tun_dst" | "nw_src" | "nw_dst", ip: string): Action => ({ type: "set_field", field, value: ipv4(ip) }),
   setInt: (field: "arp_op" | "tun_id", v: number | bigint): Action => ({ type: "set_field", field, value: BigInt(v) }),
   goto: (table: number): Action => ({ type: "goto_table", table }),
+  /** Look the packet up in a conntrack zone and continue, tracked, in `table`. */
+  ctLookup: (zone: number, table: number): Action => ({ type: "ct", commit: false, zone, table }),
+  /** Commit the connection in a zone, setting ct_mark on the new entry. */
+  ctCommit: (zone: number, mark: number): Action => ({ type: "ct", commit: true, zone, exec: [{ type: "set_field", field: "ct_mark", value: BigInt(mark) }] }),
 } as const;
 
 // ---- rendering as ovs-ofctl text -------------------------------------------------------------------
@@ -224,7 +256,17 @@ export function hex(n: bigint): string {
   return `0x${n.toString(16)}`;
 }
 
+const CT_FLAGS = Object.entries(CtState).map(([k, b]) => [k.toLowerCase(), BigInt(b)] as const);
+
+/** ct_state as ovs-ofctl flags (`+trk+est-new`), or hex when a bit outside the named ones is matched. */
+function renderCtState(v: MatchValue): string {
+  const mask = v.mask ?? fullMask("ct_state");
+  if (CT_FLAGS.reduce((m, [, b]) => m & ~b, mask) !== 0n) return v.mask === undefined ? hex(v.value) : `${hex(v.value)}/${hex(v.mask)}`;
+  return CT_FLAGS.filter(([, b]) => mask & b).map(([n, b]) => `${v.value & b ? "+" : "-"}${n}`).join("");
+}
+
 function renderMatchValue(name: FieldName, v: MatchValue): string {
+  if (name === "ct_state") return renderCtState(v);
   const def = FIELDS[name];
   if (v.mask === undefined) return formatValue(def.kind, v.value);
   if (def.kind === "ipv4") {
@@ -268,6 +310,11 @@ export function renderAction(a: Action): string {
       return `set_field:${formatValue(FIELDS[a.field].kind, a.value)}->${FIELDS[a.field].setName}`;
     case "goto_table":
       return `goto_table:${a.table}`;
+    case "ct": {
+      const parts = [...(a.commit ? ["commit"] : []), `zone=${a.zone}`, ...(a.table === undefined ? [] : [`table=${a.table}`])];
+      if (a.exec?.length) parts.push(`exec(${a.exec.map(renderAction).join(",")})`);
+      return `ct(${parts.join(",")})`;
+    }
   }
 }
 

@@ -50,15 +50,25 @@ export function helloOffers14(version: number, body: Buffer): boolean {
 
 /** A change as the text `ovs-ofctl bundle` takes (for error messages). */
 export function describeOp(op: FlowOp): string {
-  if (op.op === "add") return `flow add ${renderFlow(op.flow)}`;
+  if (op.op === "add") return `flow add ${describeFlow(op.flow)}`;
   if (op.op === "delete") return `flow delete cookie=${hex(op.cookie)}/${hex(op.mask)}`;
-  return `flow delete_strict ${renderFlow(op.flow)}`;
+  return `flow delete_strict ${describeFlow(op.flow)}`;
+}
+
+/** renderFlow(), or a JSON rendering when the flow names a field flow.ts does not know. */
+function describeFlow(f: Flow): string {
+  try {
+    return renderFlow(f);
+  } catch {
+    const json = (x: unknown) => JSON.stringify(x, (_k, v: unknown) => (typeof v === "bigint" ? `0x${v.toString(16)}` : v));
+    return `table=${f.table},priority=${f.priority},cookie=${typeof f.cookie === "bigint" ? hex(f.cookie) : f.cookie} match=${json(f.match)} actions=${json(f.actions)}`;
+  }
 }
 
 function checkFlow(f: Flow): void {
-  if (!Number.isInteger(f.table) || f.table < 0 || f.table > 254) throw new Error(`flow "${renderFlow(f)}": table ${f.table} outside 0..254`);
-  if (!Number.isInteger(f.priority) || f.priority < 0 || f.priority > 0xffff) throw new Error(`flow "${renderFlow(f)}": bad priority ${f.priority}`);
-  if (typeof f.cookie !== "bigint" || f.cookie < 0n || f.cookie > ALL_ONES) throw new Error(`flow "${renderFlow(f)}": bad cookie ${f.cookie}`);
+  if (!Number.isInteger(f.table) || f.table < 0 || f.table > 254) throw new Error(`flow "${describeFlow(f)}": table ${f.table} outside 0..254`);
+  if (!Number.isInteger(f.priority) || f.priority < 0 || f.priority > 0xffff) throw new Error(`flow "${describeFlow(f)}": bad priority ${f.priority}`);
+  if (typeof f.cookie !== "bigint" || f.cookie < 0n || f.cookie > ALL_ONES) throw new Error(`flow "${describeFlow(f)}": bad cookie ${f.cookie}`);
 }
 
 /**
@@ -83,7 +93,7 @@ export function encodeFlowMod(op: FlowOp, xid: number): Buffer {
     try {
       tail = op.op === "add" ? [encodeMatch(f.match), encodeInstructions(f.actions)] : [encodeMatch(f.match)];
     } catch (e) {
-      throw new Error(`cannot encode flow "${renderFlow(f)}": ${messageOf(e)}`);
+      throw new Error(`cannot encode flow "${describeFlow(f)}": ${messageOf(e)}`);
     }
     head.writeBigUInt64BE(f.cookie, 0);
     head.writeBigUInt64BE(op.op === "add" ? 0n : ALL_ONES, 8);

@@ -5,7 +5,11 @@ import { FIELDS, FIELD_ORDER, fullMask, IN_PORT, type Action, type FieldName, ty
 export const NX_VENDOR_ID = 0x00002320;
 
 /** Nicira action subtypes we write or read. */
-export const NXAST = { RegMove: 6, RegLoad: 7, OutputReg: 15, OutputReg2: 32, RegLoad2: 33 } as const;
+export const NXAST = { RegMove: 6, RegLoad: 7, OutputReg: 15, OutputReg2: 32, RegLoad2: 33, Ct: 35 } as const;
+
+/** NXAST_CT: the commit flag, and the recirculation table meaning "none". */
+const NX_CT_F_COMMIT = 1;
+const NX_CT_RECIRC_NONE = 255;
 /** OpenFlow 1.4 action and instruction types we write or read. */
 const OFPAT = { Output: 0, SetField: 25, Experimenter: 0xffff } as const;
 const OFPIT = { GotoTable: 1, ApplyActions: 4 } as const;
@@ -153,6 +157,14 @@ function encodeAction(a: Action): Buffer {
       const len = 8 + def.bytes;
       return Buffer.concat([u16(OFPAT.SetField), u16(len + pad8(len).length), u32(oxmHeader(a.field)), be(checkUint(a.value, def.bytes * 8, what), def.bytes), pad8(len)]);
     }
+    case "ct": {
+      // struct nx_action_conntrack: flags, zone_src (0: immediate), zone, recirc_table, pad, alg; then nested actions.
+      const nested = Buffer.concat((a.exec ?? []).map(encodeAction));
+      const table = a.table ?? NX_CT_RECIRC_NONE;
+      if (!Number.isInteger(table) || table < 0 || table > 255) throw new Error(`${what}: table ${table} outside 0..254`);
+      const body = Buffer.concat([u16(a.commit ? NX_CT_F_COMMIT : 0), u32(0), u16(Number(checkUint(BigInt(a.zone), 16, what))), Buffer.from([table, 0, 0, 0]), u16(0)]);
+      return Buffer.concat([u16(OFPAT.Experimenter), u16(10 + body.length + nested.length), u32(NX_VENDOR_ID), u16(NXAST.Ct), body, nested]);
+    }
     default:
       throw new Error(`unsupported action ${JSON.stringify(a)}`);
   }
@@ -283,6 +295,22 @@ function decodeAction(buf: Buffer, off: number): Action {
       return { type: "output_reg", src: readSlice(a, 12, ...on(), "output_reg") };
     case NXAST.OutputReg2:
       return { type: "output_reg", src: readSlice(a, 14, ...on(), "output_reg") };
+    case NXAST.Ct: {
+      if (a.readUInt32BE(12) !== 0) throw new Error("ct with a zone from a field is not in our vocabulary");
+      const exec: Action[] = [];
+      for (let n = 24; n + 4 <= a.length; n += a.readUInt16BE(n + 2)) {
+        if (a.readUInt16BE(n + 2) < 8) throw new Error(`ct: nested action with bad length ${a.readUInt16BE(n + 2)}`);
+        exec.push(decodeAction(a, n));
+      }
+      const table = a[18]!;
+      return {
+        type: "ct",
+        commit: (a.readUInt16BE(10) & NX_CT_F_COMMIT) !== 0,
+        zone: a.readUInt16BE(16),
+        ...(table === NX_CT_RECIRC_NONE ? {} : { table }),
+        ...(exec.length ? { exec } : {}),
+      };
+    }
     default:
       throw new Error(`unsupported Nicira action subtype ${sub}`);
   }

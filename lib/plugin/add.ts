@@ -9,10 +9,11 @@ import type { CniRequest, Result } from "../cni/types.ts";
 import { parseConfig, segmentOf } from "./config.ts";
 import { delegateIpam } from "./delegate.ts";
 import { attachmentId, hostVethName, isMac, macFrom, randomMac, vethAlias } from "../dataplane/names.ts";
-import { deletePorts, ensureNode, findPort, preflight } from "../node/bridge.ts";
+import { bridgeIds, deletePorts, ensureNode, findPort, preflight } from "../node/bridge.ts";
 import { encodeTags } from "../dataplane/attachment.ts";
 import { networkScope } from "../dataplane/model.ts";
-import { addFlowOps, nodeSpec, podAddressing, podLinkCommands, podRoutes, staticModel } from "./plan.ts";
+import { addFlowOps, hostSpec, nodeSpec, podAddressing, podLinkCommands, podRoutes, staticModel } from "./plan.ts";
+import { applyHostState, isApplied } from "../node/host.ts";
 import { underlay } from "../host/underlay.ts";
 import { OVS_TIMEOUT_MS, withLock } from "../node/lock.ts";
 
@@ -73,23 +74,27 @@ export async function add(req: CniRequest): Promise<Result> {
     });
     undo.push({ what: "OVS port", fn: () => removePortByName(client, hostName) });
     const ofports = await ensureNode(client, node, { name: hostName, externalIds: tags }, OVS_TIMEOUT_MS);
-    at("configuring the gateway and programming flows");
-    const hostCmds = [
-      ...addr.gateways.map((g) => `addr replace ${g} dev ${node.gateway.name}`),
-      `link set ${node.gateway.name} up`,
-      `link set ${hostName} up`,
-    ];
+    at("programming flows and the node's host state");
     undo.push({ what: "flows", fn: () => applyFlows(cfg.ofSocket, [{ op: "delete", cookie: podCookie(podId), mask: EXACT_MASK }]) });
     // Static mode: this network's node-wide flows are read back and only their differences written,
-    // in the same bundle as the pod's segment flow and its own flows.
+    // in the same bundle as the pod's segment flow and its own flows; its host state (gateway address,
+    // routes, masquerade, raw guard) is rewritten only when its fingerprint changed.
     const model = staticModel(cfg, node, ofports, addr.gatewayIP);
     const pod = { id: podId, port: ofports.pod!, ip: addr.ipv4, mac, segment };
+    const host = hostSpec(cfg, addr);
+    const hostUp = () => ipBatch([`link set ${hostName} up`]);
+    // With the raw guard in place the pod's veth may come up at once; else only after the guard is applied.
+    const early = isApplied(host, found.bridgeIds) ? hostUp() : undefined;
     await Promise.all([
-      ipBatch(hostCmds),
+      early,
       withLock(client, cfg.bridge, () =>
-        withSwitch(cfg.ofSocket, async (sw) => sw.apply(addFlowOps({ cfg, model, current: await sw.read(networkScope(cfg.name)), pod }))),
+        Promise.all([
+          withSwitch(cfg.ofSocket, async (sw) => sw.apply(addFlowOps({ cfg, model, current: await sw.read(networkScope(cfg.name)), pod }))),
+          bridgeIds(client, cfg.bridge).then((ids) => (isApplied(host, ids) ? undefined : applyHostState(client, cfg.bridge, host))),
+        ]),
       ),
     ]);
+    if (!early) await hostUp();
     trace("done");
     return {
       cniVersion: req.conf.cniVersion,

@@ -10,7 +10,7 @@ import { EXACT_MASK, podCookie, segmentCookie } from "../dataplane/pipeline.ts";
 import type { CniRequest } from "../cni/types.ts";
 import { parseConfig, type OvsplaneConfig } from "./config.ts";
 import { delegateIpam } from "./delegate.ts";
-import { attachmentId, gatewayMac, hostVethName } from "../dataplane/names.ts";
+import { attachmentId, GATEWAY_PORT, gatewayMac, hostVethName } from "../dataplane/names.ts";
 import { bridgeExists, findPort } from "../node/bridge.ts";
 import { OVS_TIMEOUT_MS } from "../node/lock.ts";
 
@@ -48,6 +48,7 @@ export async function check(req: CniRequest): Promise<void> {
   const hostName = hostVethName(req.containerID, req.ifname);
   const client = await connect(cfg.ovsdbSocket, { timeoutMs: OVS_TIMEOUT_MS });
   let pod: PodFlowSpec;
+  let gatewayPort: number;
   try {
     const port = await findPort(client, hostName);
     if (!port) throw checkFailed(`OVS port ${hostName}`, "missing");
@@ -59,16 +60,19 @@ export async function check(req: CniRequest): Promise<void> {
     const ip = ipv4Of(a);
     if (!ip) throw checkFailed(`OVS port ${hostName}`, "tags name no IPv4 address");
     pod = { id: attachmentId(cfg.name, req.containerID, req.ifname), port: port.ofport, ip, mac: a.mac, segment: a.segment };
+    const gw = await findPort(client, GATEWAY_PORT);
+    if (!gw?.ofport || gw.ofport <= 0) throw checkFailed(`gateway port ${GATEWAY_PORT}`, "missing or without an OpenFlow port number");
+    gatewayPort = gw.ofport;
   } finally {
     client.close();
   }
-  await checkFlows(cfg, pod);
+  await checkFlows(cfg, pod, gatewayPort);
   await delegateIpam(req, "CHECK");
 }
 
 /** The pod's flows and its segment's flow on the bridge are exactly what the builders make for it. */
-async function checkFlows(cfg: OvsplaneConfig, pod: PodFlowSpec): Promise<void> {
-  const want = [...podFlows(pod, gatewayMac(cfg.bridge)), ...segmentFlows(pod.segment)];
+async function checkFlows(cfg: OvsplaneConfig, pod: PodFlowSpec, gatewayPort: number): Promise<void> {
+  const want = [...podFlows(pod, { gateway: gatewayPort, gatewayMAC: gatewayMac(cfg.bridge) }), ...segmentFlows(pod.segment)];
   const have = await readFlows(cfg.ofSocket, [
     { cookie: podCookie(pod.id), mask: EXACT_MASK },
     { cookie: segmentCookie(pod.segment), mask: EXACT_MASK },

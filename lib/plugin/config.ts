@@ -25,6 +25,12 @@ export interface OvsplaneConfig {
   ipamType: string;
   /** The node's pod ranges, as far as the IPAM config names them. */
   podCIDRs: string[];
+  /** Segments whose pods reach, and are reached by, pods of every segment (cluster DNS, kube-system). */
+  globalSegments: number[];
+  /** Masquerade pod traffic that leaves the cluster's pod ranges with the node's address. */
+  masquerade: boolean;
+  /** The cluster's pod ranges, when given (else the node's range and its peers'). */
+  clusterCIDRs?: string[];
 }
 
 /** Defaults of the configuration reference. */
@@ -111,6 +117,39 @@ function parsePeers(v: unknown): Peer[] {
   return peers;
 }
 
+/** IPv4 CIDRs from a string or a list of them (canonical network/prefix). */
+function parseCidrs(field: string, v: unknown): string[] {
+  const list = typeof v === "string" ? [v] : v;
+  if (!Array.isArray(list) || !list.length) throw invalidConfig(field, v, "must be an IPv4 CIDR or a non-empty list of them");
+  return list.map((x, i) => {
+    let c;
+    try {
+      c = parseCidr(String(x));
+    } catch (e) {
+      throw invalidConfig(Array.isArray(v) ? `${field}[${i}]` : field, x, (e as Error).message, e);
+    }
+    if (c.family !== 4) throw invalidConfig(field, x, "IPv6 is not supported by the dataplane yet");
+    return `${c.network}/${c.prefix}`;
+  });
+}
+
+/** The node-wide options of the Kubernetes network model: global segments, masquerade, cluster ranges. */
+function parseClusterOptions(conf: NetConf): Pick<OvsplaneConfig, "globalSegments" | "masquerade" | "clusterCIDRs"> {
+  const g = conf.globalSegments ?? [];
+  if (!Array.isArray(g)) throw invalidConfig("globalSegments", g, "must be a list of segments (VNIs)");
+  const globalSegments = [...new Set(g.map((x, i) => parseSegment(`globalSegments[${i}]`, x)))];
+  const masquerade = conf.masquerade ?? true;
+  if (typeof masquerade !== "boolean") throw invalidConfig("masquerade", masquerade, "must be true or false");
+  const out: Pick<OvsplaneConfig, "globalSegments" | "masquerade" | "clusterCIDRs"> = { globalSegments, masquerade };
+  if (conf.clusterCIDR !== undefined) out.clusterCIDRs = parseCidrs("clusterCIDR", conf.clusterCIDR);
+  return out;
+}
+
+/** The cluster's pod ranges: clusterCIDR when given, else this node's ranges and its peers'. */
+export function clusterRanges(cfg: OvsplaneConfig): string[] {
+  return cfg.clusterCIDRs ?? [...cfg.podCIDRs, ...cfg.peers.map((p) => p.podCIDR)];
+}
+
 /** Validates the network configuration of a request; throws code 7 naming the bad field. */
 export function parseConfig(conf: NetConf): OvsplaneConfig {
   const bridge = str(conf, "bridge", DEFAULTS.bridge);
@@ -166,6 +205,7 @@ export function parseConfig(conf: NetConf): OvsplaneConfig {
     peers,
     ipamType: ipam.type,
     podCIDRs,
+    ...parseClusterOptions(conf),
   };
   if (t.localIP !== undefined) out.tunnel.localIP = t.localIP as string;
   if (conf.mtu !== undefined) out.mtu = conf.mtu as number;

@@ -4,12 +4,13 @@ import { run, trace } from "../host/exec.ts";
 import { connect, type OvsdbClient } from "../ovs/ovsdb.ts";
 import type { FlowOp } from "../ovs/flow.ts";
 import { applyFlows } from "../node/flows.ts";
-import { EXACT_MASK, podCookie, segmentCookie } from "../dataplane/pipeline.ts";
+import { cookie, CookieKind, EXACT_MASK, NETWORK_KIND_MASK, podCookie, segmentCookie } from "../dataplane/pipeline.ts";
+import { hostKey, removeHostState } from "../node/host.ts";
 import type { CniRequest } from "../cni/types.ts";
 import { parseConfig, type OvsplaneConfig } from "./config.ts";
 import { delegateIpam } from "./delegate.ts";
-import { attachmentId, hostVethName } from "../dataplane/names.ts";
-import { deletePorts, findPort, segmentsInUse, type TaggedPort } from "../node/bridge.ts";
+import { attachmentId, hostVethName, networkId } from "../dataplane/names.ts";
+import { bridgeIds, deletePorts, findPort, listPorts, type TaggedPort } from "../node/bridge.ts";
 import { OVS_TIMEOUT_MS, withLock } from "../node/lock.ts";
 
 /** Deletes a host veth (and so its pod end); a missing one is fine. */
@@ -20,15 +21,23 @@ export async function deleteVeth(name: string): Promise<void> {
 
 /**
  * Removes ports of this network and their pods' flows, and the flow of every segment they leave
- * empty (told by the remaining ports' tags of every network; no flow dump). Runs under the node lock
- * so a concurrent ADD cannot lose its segment flow.
+ * empty (told by the remaining ports' tags of every network; no flow dump). When the network's last
+ * pod leaves the node, its network flows and host state go too (and the raw guard with the node's
+ * last pod). Runs under the node lock so a concurrent ADD cannot lose what it needs.
  */
 export async function removeAttachments(client: OvsdbClient, cfg: OvsplaneConfig, gone: readonly TaggedPort[], podIds: readonly bigint[]): Promise<void> {
   await withLock(client, cfg.bridge, async () => {
-    const remaining = await segmentsInUse(client, new Set(gone.map((p) => p.uuid)));
+    const goneIds = new Set(gone.map((p) => p.uuid));
+    const left = (await listPorts(client)).filter((p) => !goneIds.has(p.uuid));
+    const remaining = new Set(left.flatMap((p) => (p.attachment ? [p.attachment.segment] : [])));
     const ops: FlowOp[] = podIds.map((id) => ({ op: "delete", cookie: podCookie(id), mask: EXACT_MASK }));
     for (const seg of new Set(gone.flatMap((p) => (p.attachment ? [p.attachment.segment] : [])))) {
       if (!remaining.has(seg)) ops.push({ op: "delete", cookie: segmentCookie(seg), mask: EXACT_MASK });
+    }
+    const netId = networkId(cfg.name);
+    const lastOfNetwork = !left.some((p) => p.network === cfg.name) && (gone.length > 0 || (await bridgeIds(client, cfg.bridge))[hostKey(cfg.name)] !== undefined);
+    if (lastOfNetwork) {
+      for (const kind of [CookieKind.Gateway, CookieKind.Route, CookieKind.Global]) ops.push({ op: "delete", cookie: cookie(kind, netId << 32n), mask: NETWORK_KIND_MASK });
     }
     // Flows first, while ovs-vswitchd is idle (a port removal keeps it busy for a while).
     await applyFlows(cfg.ofSocket, ops).catch((e) => {
@@ -37,6 +46,7 @@ export async function removeAttachments(client: OvsdbClient, cfg: OvsplaneConfig
     });
     trace("flows deleted");
     await deletePorts(client, gone.map((p) => p.uuid));
+    if (lastOfNetwork) await removeHostState(client, { bridge: cfg.bridge, network: cfg.name, netId, podCIDRs: cfg.podCIDRs, raw: left.length === 0 });
   });
 }
 

@@ -4,8 +4,9 @@ import { podFlows, segmentFlows, type PodFlowSpec } from "../dataplane/builders.
 import { networkReconcile, type NodeModel } from "../dataplane/model.ts";
 import type { Flow, FlowOp } from "../ovs/flow.ts";
 import type { Result, ResultIP, Route } from "../cni/types.ts";
-import type { OvsplaneConfig } from "./config.ts";
-import { GATEWAY_PORT, gatewayMac, tunnelPortName } from "../dataplane/names.ts";
+import { clusterRanges, type OvsplaneConfig } from "./config.ts";
+import type { HostSpec } from "../dataplane/hoststate.ts";
+import { GATEWAY_PORT, gatewayMac, networkId, tunnelPortName } from "../dataplane/names.ts";
 import type { NodeSpec, Ofports } from "../node/bridge.ts";
 
 /** What the pod gets, derived from the IPAM result. */
@@ -79,9 +80,22 @@ export function nodeSpec(cfg: OvsplaneConfig, localIP: string): NodeSpec {
 /** The node model of one network in static mode: this node's ports, the gateway from IPAM, peers from the conflist. */
 export function staticModel(cfg: OvsplaneConfig, node: NodeSpec, ofports: Ofports, gatewayIP: string): NodeModel {
   return {
-    ports: { tunnel: ofports.tunnel, gateway: ofports.gateway },
-    gatewayMAC: node.gateway.mac,
-    networks: [{ name: cfg.name, gatewayIP, peers: cfg.peers }],
+    ports: { tunnel: ofports.tunnel, gateway: ofports.gateway, gatewayMAC: node.gateway.mac },
+    networks: [{ name: cfg.name, gatewayIP, peers: cfg.peers, globalSegments: cfg.globalSegments }],
+  };
+}
+
+/** The host state the network needs on this node (static mode): gateway from IPAM, peers and options from the conflist. */
+export function hostSpec(cfg: OvsplaneConfig, addr: PodAddressing): HostSpec {
+  return {
+    network: cfg.name,
+    netId: networkId(cfg.name),
+    gateways: addr.gateways,
+    gatewayIP: addr.gatewayIP,
+    peers: cfg.peers,
+    podCIDRs: cfg.podCIDRs,
+    clusterRanges: clusterRanges(cfg),
+    masquerade: cfg.masquerade,
   };
 }
 
@@ -101,6 +115,6 @@ export interface AddFlowSpec {
 export function addFlowOps(s: AddFlowSpec): FlowOp[] {
   return [
     ...networkReconcile(s.model, s.cfg.name, s.current),
-    ...[...segmentFlows(s.pod.segment), ...podFlows(s.pod, s.model.gatewayMAC)].map((flow) => ({ op: "add" as const, flow })),
+    ...[...segmentFlows(s.pod.segment), ...podFlows(s.pod, s.model.ports)].map((flow) => ({ op: "add" as const, flow })),
   ];
 }

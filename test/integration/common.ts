@@ -1,6 +1,7 @@
 // Shared pieces of the ovsplane integration tests: executables, configs, pod attach helpers.
 import { mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { podFlows } from "../../lib/dataplane/builders.ts";
 import { createPod, runPlugin, REPO_ROOT, type PluginResult, type SimNode, type SimPod } from "../harness/testbed.ts";
 
 /** The shipped executables (built by `make build`). */
@@ -81,6 +82,9 @@ export async function addPod(node: SimNode, conf: Record<string, unknown>, name:
 export function delPod(node: SimNode, conf: Record<string, unknown>, p: AttachedPod): Promise<PluginResult> {
   return runPlugin({ bin: OVSPLANE, node, command: "DEL", containerID: p.containerID, netns: p.pod, args: "IgnoreUnknown=1", path: CNI_PATH, config: conf });
 }
+
+/** Flows each local pod owns: whatever the builders make for one (a fixed number per pod, never per remote pod). */
+export const POD_FLOWS = podFlows({ id: 1n, port: 5, ip: "10.244.1.5", mac: "0a:58:0a:f4:01:05", segment: 100 }, { gateway: 2, gatewayMAC: "0a:58:0a:f4:01:01" }).length;
 
 /** Flows on a node's bridge whose cookie is an ovsplane pod cookie (kind 4). */
 export async function podFlowLines(node: SimNode, bridge = "br-int"): Promise<string[]> {

@@ -4,7 +4,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { createNode, createPod, runPlugin, teardownAll, type SimNode } from "../harness/testbed.ts";
 import { leaseFiles, scoped } from "../harness/fixtures.ts";
-import { addPod, CNI_PATH, delPod, netConf, OVSPLANE, OVSPLANE_IPAM, podFlowLines, REF_DIR, rmTemp, tempDir } from "./common.ts";
+import { addPod, CNI_PATH, delPod, netConf, OVSPLANE, OVSPLANE_IPAM, POD_FLOWS, podFlowLines, REF_DIR, rmTemp, tempDir } from "./common.ts";
 
 const t = suite("CNI contract");
 let N: SimNode;
@@ -64,7 +64,7 @@ t("50 concurrent ADDs get 50 distinct addresses; 50 DELs leave no residue", scop
   const ips = adds.map((r) => r.json.ips[0].address);
   assert.is(new Set(ips).size, 50, "no duplicate address");
   assert.is(leases().length, 50);
-  assert.is((await podFlowLines(N)).length, 50 * 6);
+  assert.is((await podFlowLines(N)).length, 50 * POD_FLOWS);
   const dels = await Promise.all(pods.map((_, i) => del(i)));
   assert.is(dels.filter((r) => r.code !== 0).length, 0, dels.map((r) => r.stdout).join("\n"));
   deleted();

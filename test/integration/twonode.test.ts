@@ -5,7 +5,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { createNode, connectNodes, runPlugin, teardownAll, type SimNode } from "../harness/testbed.ts";
 import { scoped } from "../harness/fixtures.ts";
-import { addPod, CNI_PATH, delPod, netConf, OVSPLANE, podFlowLines, rmTemp, tempDir, type AttachedPod } from "./common.ts";
+import { addPod, CNI_PATH, delPod, netConf, OVSPLANE, POD_FLOWS, podFlowLines, rmTemp, tempDir, type AttachedPod } from "./common.ts";
 
 const t = suite("two nodes, two segments");
 let A: SimNode, B: SimNode;
@@ -105,8 +105,8 @@ t("a pod sending from an address that is not its own is dropped", async () => {
 });
 
 t("flows are per local pod and per peer node, never per remote pod", async () => {
-  assert.is((await podFlowLines(A)).length, 3 * 6, "6 flows for each of the 3 pods on A");
-  assert.is((await podFlowLines(B)).length, 2 * 6);
+  assert.is((await podFlowLines(A)).length, 3 * POD_FLOWS, `${POD_FLOWS} flows for each of the 3 pods on A`);
+  assert.is((await podFlowLines(B)).length, 2 * POD_FLOWS);
   const flowsA = await A.dumpFlows("br-int", 30);
   assert.is(flowsA.filter((l) => l.includes("tun_dst")).length, 1, "one peer flow");
   assert.not.ok(flowsA.some((l) => l.includes(pods.b1!.ip)), "no flow names a remote pod");
@@ -142,7 +142,7 @@ t("DEL removes port, veth, flows and lease, and succeeds again and without a net
   assert.is(del.code, 0, del.stdout);
   assert.not.ok((await A.vsctl("list-ports", "br-int")).split("\n").includes(host), "port gone");
   assert.is((await A.exec(["ip", "link", "show", host], { allowFail: true })).code, 1, "veth gone");
-  assert.is((await podFlowLines(A)).length, 3 * 6, "its flows gone, the others (a1, a2, a3) kept");
+  assert.is((await podFlowLines(A)).length, 3 * POD_FLOWS, "its flows gone, the others (a1, a2, a3) kept");
   assert.not.ok(existsSync(join(dirA, "podnet", p.ip)), "lease gone");
   assert.ok(await pods.a1!.pod.ping(pods.b1!.ip, { tries: 5 }), "others unaffected");
   assert.is((await delPod(A, confA, p)).code, 0, "repeated DEL");

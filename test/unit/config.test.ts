@@ -2,7 +2,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { CniError } from "../../lib/cni/errors.ts";
-import { DEFAULTS, MAX_VNI, parseConfig, parseSegment, segmentOf, type OvsplaneConfig } from "../../lib/plugin/config.ts";
+import { clusterRanges, DEFAULTS, MAX_VNI, parseConfig, parseSegment, segmentOf, type OvsplaneConfig } from "../../lib/plugin/config.ts";
 import type { CniRequest, NetConf } from "../../lib/cni/types.ts";
 import { cniRequest, fails } from "./helpers.ts";
 
@@ -36,6 +36,8 @@ test("defaults of the configuration reference", () => {
     peers: [],
     ipamType: "ovsplane-ipam",
     podCIDRs: ["10.244.1.0/24"],
+    globalSegments: [],
+    masquerade: true,
   } satisfies OvsplaneConfig);
   assert.is(DEFAULTS.bridge, "br-int");
   assert.is(MAX_VNI, 16777215);
@@ -217,6 +219,22 @@ test("segmentOf: an invalid OVSPLANE_SEGMENT is a bad environment (code 4)", () 
 test("parseSegment accepts numeric strings from configs", () => {
   assert.is(parseSegment("segment", "42"), 42);
   fails(() => parseSegment("segment", null), 7, "segment");
+});
+
+test("globalSegments, masquerade and clusterCIDR of the Kubernetes network model", () => {
+  const c = parseConfig(conf({ globalSegments: [1, 7, 1], masquerade: false, clusterCIDR: "10.244.0.0/16" }));
+  assert.equal(c.globalSegments, [1, 7]);
+  assert.is(c.masquerade, false);
+  assert.equal(c.clusterCIDRs, ["10.244.0.0/16"]);
+  assert.equal(clusterRanges(c), ["10.244.0.0/16"]);
+  const p = parseConfig(conf({ peers: [{ nodeIP: "198.18.0.2", podCIDR: "10.244.2.0/24" }] }));
+  assert.equal(clusterRanges(p), ["10.244.1.0/24", "10.244.2.0/24"], "without clusterCIDR: this node's range and its peers'");
+  assert.equal(parseConfig(conf({ clusterCIDR: ["10.244.0.0/16", "10.96.0.0/12"] })).clusterCIDRs, ["10.244.0.0/16", "10.96.0.0/12"]);
+  refuses({ globalSegments: [0] }, "globalSegments[0]");
+  refuses({ globalSegments: "1" }, "globalSegments");
+  refuses({ masquerade: "yes" }, "masquerade");
+  refuses({ clusterCIDR: "10.244.0.0/33" }, "clusterCIDR");
+  refuses({ clusterCIDR: [] }, "clusterCIDR");
 });
 
 test.run();

@@ -21,16 +21,19 @@ const GW_MAC = "0a:58:0a:f4:01:01";
 const pod = NET1_POD;
 const netId = networkId("net1");
 const model = staticModel(cfg, NET1_NODE, { tunnel: 1, gateway: 2 }, "10.244.1.1");
+const PORTS = { tunnel: 1, gateway: 2, gatewayMAC: GW_MAC };
 const addsOf = (ops: FlowOp[]) => ops.flatMap((o) => (o.op === "add" ? [o.flow] : []));
 const kindOf = (f: Flow) => parseCookie(f.cookie)!.kind;
 
 /** A two-network model: net1 (peer .2) and net2 (peers .2 and .3) on one bridge. */
 const twoNets: NodeModel = {
-  ports: { tunnel: 1, gateway: 2 },
-  gatewayMAC: GW_MAC,
+  ports: { tunnel: 1, gateway: 2, gatewayMAC: GW_MAC },
   networks: [
-    { name: "net1", gatewayIP: "10.244.1.1", peers: [{ nodeIP: "198.18.0.2", podCIDR: "10.244.2.0/24" }] },
-    { name: "net2", gatewayIP: "10.245.1.1", peers: [{ nodeIP: "198.18.0.2", podCIDR: "10.245.2.0/24" }, { nodeIP: "198.18.0.3", podCIDR: "10.245.3.0/24" }] },
+    { name: "net1", gatewayIP: "10.244.1.1", peers: [{ nodeIP: "198.18.0.2", podCIDR: "10.244.2.0/24" }], globalSegments: [1] },
+    {
+      name: "net2", gatewayIP: "10.245.1.1", peers: [{ nodeIP: "198.18.0.2", podCIDR: "10.245.2.0/24" }, { nodeIP: "198.18.0.3", podCIDR: "10.245.3.0/24" }],
+      globalSegments: [],
+    },
   ],
 };
 
@@ -48,7 +51,7 @@ test("ADD on a node whose node-wide flows are right writes only the segment and 
   const current = desiredNodeFlows(model);
   const ops = addFlowOps({ cfg, model, current, pod });
   assert.ok(ops.every((o) => o.op === "add"));
-  assert.equal(addsOf(ops).map(kindOf).sort(), [CookieKind.Segment, ...Array(6).fill(CookieKind.Pod)].sort());
+  assert.equal(addsOf(ops).map(kindOf).sort(), [CookieKind.Segment, ...Array(7).fill(CookieKind.Pod)].sort());
 });
 
 test("network id of net1 is stable and 8-bit", () => {
@@ -91,10 +94,11 @@ test("masks select exactly what they say", () => {
   assert.not.ok(matches(gatewayCookie(other), gatewayCookie(netId), NETWORK_KIND_MASK));
 });
 
-test("podFlows: six flows, all with the pod's cookie, one per table it touches", () => {
-  const f = podFlows(pod, GW_MAC);
+test("podFlows: seven flows, all with the pod's cookie, one per table it touches", () => {
+  const f = podFlows(pod, PORTS);
   for (const x of f) assert.is(x.cookie, podCookie(pod.id));
-  assert.equal(f.map((x) => x.table), [Table.Classifier, Table.SpoofGuard, Table.SpoofGuard, Table.ArpResponder, Table.FromNode, Table.L3Forwarding]);
+  // classifier (its port; the gateway with its source address), guard (ip + arp), ARP answer, from node, L3
+  assert.equal(f.map((x) => x.table), [Table.Classifier, Table.Classifier, Table.SpoofGuard, Table.SpoofGuard, Table.ArpResponder, Table.FromNode, Table.L3Forwarding]);
 });
 
 test("segmentFlows: one bridge-wide flow per segment, the same whichever network writes it", () => {
@@ -109,30 +113,31 @@ test("segmentFlows: one bridge-wide flow per segment, the same whichever network
 
 test("peers: tunnel acceptance is bridge-wide, routes are per network", () => {
   const [acc] = peerFlows("198.18.0.2", 1);
-  assert.is(renderFlow(acc!), `table=0,priority=200,cookie=${hex(peerCookie(0xc6120002n))},in_port=1,tun_src=198.18.0.2 actions=move:NXM_NX_TUN_ID[0..23]->NXM_NX_REG0[0..23],goto_table:30`);
-  const [r] = routeFlows(netId, { nodeIP: "198.18.0.2", podCIDR: "10.244.2.0/24" }, 1);
+  assert.is(renderFlow(acc!), `table=0,priority=200,cookie=${hex(peerCookie(0xc6120002n))},in_port=1,tun_src=198.18.0.2 actions=move:NXM_NX_TUN_ID[0..23]->NXM_NX_REG0[0..23],goto_table:27`);
+  const r = routeFlows(netId, { nodeIP: "198.18.0.2", podCIDR: "10.244.2.0/24" }, PORTS).find((x) => x.table === Table.L3Forwarding);
   assert.is(renderFlow(r!), `table=30,priority=100,cookie=${hex(routeCookie(netId, 0xc6120002n))},ip,nw_dst=10.244.2.0/24 actions=move:NXM_NX_REG0[0..23]->NXM_NX_TUN_ID[0..23],set_field:198.18.0.2->tun_dst,output:1`);
 });
 
 test("desiredNodeFlows of two networks: no two flows share table, priority and match; one acceptance per peer", () => {
-  const all = [...desiredNodeFlows(twoNets), ...segmentFlows(100), ...podFlows(pod, GW_MAC)];
+  const all = [...desiredNodeFlows(twoNets), ...segmentFlows(100), ...podFlows(pod, PORTS)];
   const seen = new Map<string, string>();
   for (const f of all) {
     assert.not.ok(seen.has(flowKey(f)), `${renderFlow(f)} duplicates ${seen.get(flowKey(f))}`);
     seen.set(flowKey(f), renderFlow(f));
   }
   assert.is(all.filter((f) => kindOf(f) === CookieKind.Peer).length, 2);
-  assert.is(all.filter((f) => kindOf(f) === CookieKind.Route).length, 3);
+  assert.is(all.filter((f) => kindOf(f) === CookieKind.Route).length, 3 * 3, "per route: no spoofed peer source from the node, ARP for the range, the route");
+  assert.is(all.filter((f) => kindOf(f) === CookieKind.Global).length, 2, "a global segment: from it, and to it");
   assert.is(all.filter((f) => kindOf(f) === CookieKind.Node).length, nodeFlows(twoNets.ports).length);
 });
 
 test("diffFlows: right flows untouched, changed ones replaced, unwanted ones deleted exactly", () => {
   const want = desiredNodeFlows(model);
   assert.equal(diffFlows(want, want), []);
-  const changed: Flow = { ...want[1]!, actions: [] };
-  const extra: Flow = routeFlows(netId, { nodeIP: "198.18.0.9", podCIDR: "10.244.9.0/24" }, 1)[0]!;
-  const ops = diffFlows([want[0]!, changed, ...want.slice(2), extra], want);
-  assert.equal(ops, [{ op: "add", flow: want[1]! }, { op: "delete_strict", flow: extra }]);
+  const changed: Flow = { ...want[0]!, actions: [] };
+  const extra: Flow = routeFlows(netId, { nodeIP: "198.18.0.9", podCIDR: "10.244.9.0/24" }, PORTS)[0]!;
+  const ops = diffFlows([changed, ...want.slice(1), extra], want);
+  assert.equal(ops, [{ op: "add", flow: want[0]! }, { op: "delete_strict", flow: extra }]);
 });
 
 test("networkReconcile: one network's reconcile leaves another's routes, and the peers they use, alone", () => {
@@ -143,12 +148,12 @@ test("networkReconcile: one network's reconcile leaves another's routes, and the
   // net2 drops peer .3: its route goes, and so does the acceptance of .3 (no network routes to it)
   const net2Less: NodeModel = { ...twoNets, networks: [{ ...twoNets.networks[1]!, peers: [twoNets.networks[1]!.peers[0]!] }] };
   const ops = networkReconcile(net2Less, "net2", current);
-  assert.equal(ops.map((o) => (o.op === "delete_strict" ? `${parseCookie(o.flow.cookie)!.kind}` : o.op)).sort(), [`${CookieKind.Peer}`, `${CookieKind.Route}`]);
+  assert.equal(ops.map((o) => (o.op === "delete_strict" ? `${parseCookie(o.flow.cookie)!.kind}` : o.op)).sort(), [`${CookieKind.Peer}`, ...Array(3).fill(`${CookieKind.Route}`)]);
   // net1 drops peer .2: its route goes, the acceptance of .2 stays (net2 still routes to it)
   const net1Less: NodeModel = { ...twoNets, networks: [{ ...twoNets.networks[0]!, peers: [] }] };
   const ops1 = networkReconcile(net1Less, "net1", current);
-  assert.equal(ops1.map((o) => o.op), ["delete_strict"]);
-  assert.is(parseCookie((ops1[0] as { flow: Flow }).flow.cookie)!.kind, CookieKind.Route);
+  assert.equal(ops1.map((o) => o.op), ["delete_strict", "delete_strict", "delete_strict"]);
+  for (const o of ops1) assert.is(parseCookie((o as { flow: Flow }).flow.cookie)!.kind, CookieKind.Route);
 });
 
 test("renderFlow and renderBundle formats", () => {

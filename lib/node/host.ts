@@ -1,0 +1,85 @@
+// The node's host state of a network (gateway address, routes to peers, masquerade, raw guard): applied when it changed.
+import { readFileSync } from "node:fs";
+import { run, trace } from "../host/exec.ts";
+import { ipBatch, ipJson } from "../host/netns.ts";
+import type { OvsdbClient } from "../ovs/ovsdb.ts";
+import {
+  hostFingerprint, iptablesApply, iptablesRemove, markerRoutes, ROUTE_PROTO, routeLines, routeMetric, staleRouteLines, type HostSpec, type RouteJson,
+} from "../dataplane/hoststate.ts";
+import { GATEWAY_PORT } from "../dataplane/names.ts";
+import { cidrContains } from "../net/ip.ts";
+import { setBridgeId } from "./bridge.ts";
+
+/** The bridge external_id that records the fingerprint a network's host state was applied with. */
+export function hostKey(network: string): string {
+  return `ovsplane-host-${network}`;
+}
+
+/** Routes of this netns's main table as /proc/net/route lists them (no subprocess): `dst/len` by interface and metric. */
+function procRoutes(): { dev: string; dst: string; metric: number }[] {
+  let text = "";
+  try {
+    text = readFileSync("/proc/net/route", "utf8");
+  } catch {
+    return [];
+  }
+  const ip = (hex: string) => [0, 1, 2, 3].map((i) => parseInt(hex.slice(6 - 2 * i, 8 - 2 * i), 16)).join(".");
+  return text.split("\n").slice(1).flatMap((line) => {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 8) return [];
+    const len = parseInt(f[7]!, 16).toString(2).replace(/0/g, "").length;
+    return [{ dev: f[0]!, dst: `${ip(f[1]!)}/${len}`, metric: Number(f[6]) }];
+  });
+}
+
+/**
+ * True when the network's host state was applied with this spec: the fingerprint recorded on the
+ * bridge matches, and the kernel still holds the marker routes (they vanish with a reboot or a new
+ * netns, where OVSDB's record survives).
+ */
+export function isApplied(spec: HostSpec, ids: Readonly<Record<string, string>>): boolean {
+  if (ids[hostKey(spec.network)] !== hostFingerprint(spec)) return false;
+  const have = new Set(procRoutes().filter((r) => r.dev === GATEWAY_PORT && r.metric === routeMetric(spec.netId)).map((r) => r.dst));
+  return markerRoutes(spec).every((d) => have.has(d));
+}
+
+/**
+ * Brings a network's host state to the spec: masquerade and raw guard in one `iptables-restore
+ * --noflush` (our chains rewritten whole, jumps added where missing), then one `ip -batch` for the
+ * gateway address, the stale routes of this network removed and the wanted ones replaced; records the
+ * fingerprint on the bridge. Callers hold the node lock.
+ */
+export async function applyHostState(c: OvsdbClient, bridge: string, spec: HostSpec): Promise<void> {
+  const save = (await run(["iptables-save"])).stdout;
+  await run(["iptables-restore", "-w", "--noflush"], { input: iptablesApply(spec, save) });
+  const routes = await ipJson<RouteJson[]>(["route", "show", "proto", String(ROUTE_PROTO)]);
+  const wanted = [...spec.peers.map((p) => p.podCIDR), ...markerRoutes(spec)];
+  await ipBatch([...staleRouteLines(routes, spec.netId, wanted), ...routeLines(spec)]);
+  await setBridgeId(c, bridge, hostKey(spec.network), hostFingerprint(spec));
+  trace(`host state of ${spec.network} applied`);
+}
+
+/** Options of removeHostState. */
+export interface RemoveHostOptions {
+  bridge: string;
+  network: string;
+  netId: bigint;
+  /** The network's pod ranges: gateway addresses inside them are removed. */
+  podCIDRs: readonly string[];
+  /** Also remove the node's raw guard (no ovsplane pod is left on the node). */
+  raw: boolean;
+}
+
+/** Removes a network's host state (routes, gateway addresses, masquerade) when its last pod leaves the node. */
+export async function removeHostState(c: OvsdbClient, o: RemoveHostOptions): Promise<void> {
+  const save = (await run(["iptables-save"])).stdout;
+  const text = iptablesRemove(o.network, save, o.raw);
+  if (text) await run(["iptables-restore", "-w", "--noflush"], { input: text });
+  const routes = await ipJson<RouteJson[]>(["route", "show", "proto", String(ROUTE_PROTO)]);
+  const links = await ipJson<{ addr_info?: { family: string; local: string; prefixlen: number }[] }[]>(["addr", "show", "dev", GATEWAY_PORT]).catch(() => []);
+  const mine = (links[0]?.addr_info ?? []).filter((a) => a.family === "inet" && o.podCIDRs.some((r) => cidrContains(r, a.local)));
+  const lines = [...staleRouteLines(routes, o.netId, []), ...mine.map((a) => `addr del ${a.local}/${a.prefixlen} dev ${GATEWAY_PORT}`)];
+  if (lines.length) await ipBatch(lines);
+  await setBridgeId(c, o.bridge, hostKey(o.network), undefined);
+  trace(`host state of ${o.network} removed`);
+}
