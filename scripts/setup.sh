@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 
-PKGS=(openvswitch-switch iproute2 iputils-ping ethtool util-linux procps coreutils netcat-openbsd time
+PKGS=(openvswitch-switch iperf3 python3 iproute2 iputils-ping ethtool util-linux procps coreutils netcat-openbsd time
   containernetworking-plugins iptables golang-go golang-github-appc-cni-dev make ca-certificates git podman runc busybox-static)
 
 if [[ $(id -u) -ne 0 ]]; then
