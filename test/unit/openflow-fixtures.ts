@@ -10,6 +10,8 @@ export const COOKIE = {
   pod: 0x6f76040000001234n,
 } as const;
 export const ALL_ONES = 0xffffffffffffffffn;
+/** The mask of the peer-node cookie family. */
+export const PEERS_MASK = 0xffffffff00000000n;
 
 const GW_MAC = "0a:58:0a:f4:01:01";
 const GW_IP = "10.244.1.1";
@@ -30,36 +32,70 @@ const arpAnswer = (mac: string, ip: string) => [
   act.inPort(),
 ];
 
+/** A pod of the fixtures: its flows' cookie, port, address, MAC and segment. */
+export interface FixturePod {
+  cookie: bigint;
+  port: number;
+  ip: string;
+  mac: string;
+  segment: number;
+}
+/** The golden pod: port 5, 10.244.1.5, segment 100. */
+export const POD_A: FixturePod = { cookie: COOKIE.pod, ...POD };
+
+/** A pod's flows as the golden bundle has them: classifier, spoof guard, ARP responder, node ARP, L3. */
+export function podFlows(p: FixturePod): Flow[] {
+  const c = p.cookie;
+  return [
+    fl(c, 0, 200, on.inPort(p.port), [act.loadReg(0, p.segment), act.goto(10)]),
+    fl(c, 10, 200, match(on.inPort(p.port), on.ethSrc(p.mac), on.ipSrc(p.ip)), [act.goto(20)]),
+    fl(c, 10, 200, match(on.inPort(p.port), on.ethSrc(p.mac), on.arpSpa(p.ip), on.arpSha(p.mac)), [act.goto(20)]),
+    fl(c, 20, 300, match(on.arpOp(1), on.reg(0, p.segment), on.arpTpa(p.ip)), arpAnswer(p.mac, p.ip)),
+    fl(c, 25, 200, on.arpTpa(p.ip), [act.output(p.port)]),
+    fl(c, 30, 200, on.ipDst(p.ip), [act.setMac("dl_src", GW_MAC), act.setMac("dl_dst", p.mac), act.loadReg(1, p.segment), act.loadReg(2, p.port), act.goto(40)]),
+  ];
+}
+
+/** A peer node's flows: tunnel classifier by underlay source, L3 to its pod range. */
+export function peerFlows(nodeIP: string, podCIDR: string, cookie: bigint): Flow[] {
+  return [
+    fl(cookie, 0, 200, match(on.inPort(1), on.tunSrc(nodeIP)), [act.move(slice("tun_id", 0, 23), slice("reg0", 0, 23)), act.goto(30)]),
+    fl(cookie, 30, 100, on.ipDst(podCIDR), [act.move(slice("reg0", 0, 23), slice("tun_id", 0, 23)), act.setIPv4("tun_dst", nodeIP), act.output(1)]),
+  ];
+}
+
+/** A segment's check in table 40. */
+export function segmentFlow(segment: number, cookie: bigint): Flow {
+  return fl(cookie, 40, 200, match(on.reg(0, segment), on.reg(1, segment)), [act.outputReg(2)]);
+}
+
 const n = COOKIE.node;
+/** The node's own flows (cookie COOKIE.node). */
+export const NODE_FLOWS: readonly Flow[] = [
+  fl(n, 0, 300, match(on.inPort(1), on.tunId(0))),
+  fl(n, 0, 200, on.inPort(2), [act.loadReg(0, 0), act.goto(25)]),
+  fl(n, 0, 0, {}),
+  fl(n, 10, 0, {}),
+  fl(n, 20, 300, match(on.arpOp(1), on.arpTpa(GW_IP)), arpAnswer(GW_MAC, GW_IP)),
+  fl(n, 20, 300, match(on.arpOp(2), on.arpTpa(GW_IP)), [act.output(2)]),
+  fl(n, 20, 100, on.ip(), [act.goto(30)]),
+  fl(n, 20, 0, {}),
+  fl(n, 25, 0, {}, [act.goto(30)]),
+  fl(n, 30, 150, on.inPort(1)),
+  fl(n, 30, 50, on.ip(), [act.output(2)]),
+  fl(n, 30, 0, {}),
+  fl(n, 40, 200, on.reg(0, 0), [act.outputReg(2)]),
+  fl(n, 40, 0, {}),
+];
+
 /** The golden reconcile bundle, op for op as test/unit/golden/flows-reconcile.txt said it (node, peers, segment, pod). */
 export const GOLDEN_OPS: readonly FlowOp[] = [
   { op: "delete", cookie: n, mask: ALL_ONES },
-  add(fl(n, 0, 300, match(on.inPort(1), on.tunId(0)))),
-  add(fl(n, 0, 200, on.inPort(2), [act.loadReg(0, 0), act.goto(25)])),
-  add(fl(n, 0, 0, {})),
-  add(fl(n, 10, 0, {})),
-  add(fl(n, 20, 300, match(on.arpOp(1), on.arpTpa(GW_IP)), arpAnswer(GW_MAC, GW_IP))),
-  add(fl(n, 20, 300, match(on.arpOp(2), on.arpTpa(GW_IP)), [act.output(2)])),
-  add(fl(n, 20, 100, on.ip(), [act.goto(30)])),
-  add(fl(n, 20, 0, {})),
-  add(fl(n, 25, 0, {}, [act.goto(30)])),
-  add(fl(n, 30, 150, on.inPort(1))),
-  add(fl(n, 30, 50, on.ip(), [act.output(2)])),
-  add(fl(n, 30, 0, {})),
-  add(fl(n, 40, 200, on.reg(0, 0), [act.outputReg(2)])),
-  add(fl(n, 40, 0, {})),
-  { op: "delete", cookie: COOKIE.peers, mask: 0xffffffff00000000n },
-  add(fl(COOKIE.peer, 0, 200, match(on.inPort(1), on.tunSrc("198.18.0.2")), [act.move(slice("tun_id", 0, 23), slice("reg0", 0, 23)), act.goto(30)])),
-  add(fl(COOKIE.peer, 30, 100, on.ipDst("10.244.2.0/24"), [act.move(slice("reg0", 0, 23), slice("tun_id", 0, 23)), act.setIPv4("tun_dst", "198.18.0.2"), act.output(1)])),
-  add(fl(COOKIE.segment100, 40, 200, match(on.reg(0, 100), on.reg(1, 100)), [act.outputReg(2)])),
-  add(fl(COOKIE.pod, 0, 200, on.inPort(POD.port), [act.loadReg(0, POD.segment), act.goto(10)])),
-  add(fl(COOKIE.pod, 10, 200, match(on.inPort(POD.port), on.ethSrc(POD.mac), on.ipSrc(POD.ip)), [act.goto(20)])),
-  add(fl(COOKIE.pod, 10, 200, match(on.inPort(POD.port), on.ethSrc(POD.mac), on.arpSpa(POD.ip), on.arpSha(POD.mac)), [act.goto(20)])),
-  add(fl(COOKIE.pod, 20, 300, match(on.arpOp(1), on.reg(0, POD.segment), on.arpTpa(POD.ip)), arpAnswer(POD.mac, POD.ip))),
-  add(fl(COOKIE.pod, 25, 200, on.arpTpa(POD.ip), [act.output(POD.port)])),
-  add(fl(COOKIE.pod, 30, 200, on.ipDst(POD.ip), [
-    act.setMac("dl_src", GW_MAC), act.setMac("dl_dst", POD.mac), act.loadReg(1, POD.segment), act.loadReg(2, POD.port), act.goto(40),
-  ])),
+  ...NODE_FLOWS.map(add),
+  { op: "delete", cookie: COOKIE.peers, mask: PEERS_MASK },
+  ...peerFlows("198.18.0.2", "10.244.2.0/24", COOKIE.peer).map(add),
+  add(segmentFlow(100, COOKIE.segment100)),
+  ...podFlows(POD_A).map(add),
 ];
 
 /** The flows the golden bundle adds. */
