@@ -1,6 +1,6 @@
 // ovsplane: the main CNI plugin (pods on Open vSwitch, VXLAN between nodes, segments isolated).
 import { dispatch } from "../lib/cni/skel.ts";
-import { BUILTIN_IPAM } from "../lib/plugin/delegate.ts";
+import { IPAM_TYPE } from "../lib/ipam/type.ts";
 import { OVSPLANE_ARGS, ovsplanePlugin } from "../lib/plugin/plugin.ts";
 import { configure, settingsFromEnv } from "../lib/settings.ts";
 
@@ -9,5 +9,5 @@ void dispatch(ovsplanePlugin, {
   about: "ovsplane: Open vSwitch CNI plugin with VXLAN segments",
   env: process.env,
   knownArgs: OVSPLANE_ARGS,
-  builtinIpam: [BUILTIN_IPAM],
+  builtinIpam: [IPAM_TYPE],
 });

@@ -5,10 +5,8 @@ import { CniError, Code, invalidConfig } from "../cni/errors.ts";
 import { run } from "../host/exec.ts";
 import { parseResult } from "../cni/version.ts";
 import type { CniRequest, Result } from "../cni/types.ts";
+import { IPAM_TYPE } from "../ipam/type.ts";
 import { settings } from "../settings.ts";
-
-/** The IPAM type ovsplane can run in its own process (the code of the ovsplane-ipam executable). */
-export const BUILTIN_IPAM = "ovsplane-ipam";
 
 /** Finds an executable plugin by name in CNI_PATH. */
 export function findPlugin(name: string, path: readonly string[]): string {
@@ -26,7 +24,7 @@ export function findPlugin(name: string, path: readonly string[]): string {
 
 /** True when the IPAM runs in this process (unless settings.ipamExec asks to exec it from CNI_PATH). */
 function inProcess(type: string): boolean {
-  return type === BUILTIN_IPAM && !settings.ipamExec;
+  return type === IPAM_TYPE && !settings.ipamExec;
 }
 
 /** Runs the IPAM delegate for a command; returns its result (1.x shape) for ADD. */

@@ -101,6 +101,16 @@ T("host-local and ovsplane-ipam continue each other's directory", async () => {
   assert.equal(leases(), []);
 });
 
+T("a config naming ovsplane-ipam needs no CNI_PATH; one naming another IPAM does (code 4)", async () => {
+  const v4 = { ranges: [[{ subnet: "10.1.0.0/24" }]] };
+  const r = await ours("ADD", conf({ ...v4, type: "ovsplane-ipam" }), { id: "a", env: { CNI_PATH: undefined } });
+  assert.is(r.code, 0, r.stdout);
+  assert.equal(addrs(r), ["10.1.0.2/24"]);
+  const other = await ours("ADD", conf(v4), { id: "b", env: { CNI_PATH: undefined } });
+  assert.is(other.json?.code, 4, other.stdout);
+  assert.match(other.json.msg, /CNI_PATH/);
+});
+
 T("ovsplane-ipam releases old host-local's container-ID-only leases", async () => {
   assert.is((await ours("ADD", conf(V4), { id: "x" })).code, 0);
   writeFileSync(join(netDir(), "10.2.0.77"), "legacy");
