@@ -19,8 +19,15 @@ function header(cls: number, field: number, bytes: number, hasMask = false): num
   return ((cls << 16) | (field << 9) | (hasMask ? 0x100 : 0) | (hasMask ? 2 * bytes : bytes)) >>> 0;
 }
 
-/** Match fields in the order ovs-ofctl (nx_put_match) writes them: Ethernet source before destination. */
-const ENCODE_ORDER: readonly FieldName[] = ["in_port", "dl_src", "dl_dst", ...FIELD_ORDER.filter((n) => !["in_port", "dl_src", "dl_dst"].includes(n))];
+/**
+ * Match fields in the order ovs-ofctl (nx_put_raw) writes them: Ethernet source before destination,
+ * registers before the connection-tracking fields.
+ */
+const ENCODE_ORDER: readonly FieldName[] = (() => {
+  const ct = FIELD_ORDER.filter((n) => n.startsWith("ct_"));
+  const rest = FIELD_ORDER.filter((n) => !["in_port", "dl_src", "dl_dst"].includes(n) && !ct.includes(n));
+  return ["in_port", "dl_src", "dl_dst", ...rest, ...ct];
+})();
 
 /**
  * NXM class and field of the fields move/load/output_reg name (ovs-ofctl writes the legacy NXM header

@@ -115,4 +115,14 @@ export const EXTRA_FLOWS: readonly Flow[] = [
     act.setInt("tun_id", 0x123456), act.setMac("arp_sha", GW_MAC), act.load(slice("reg5", 0, 0), 1), act.load(slice("reg6", 8, 31), 0xabcdef),
   ]),
   fl(EXTRA_COOKIE, 51, 13, { in_port: exact(3), reg15: exact(0xffffffffn) }, [act.loadReg(15, 0xffffffff), act.inPort()]),
+  ctFlow(EXTRA_COOKIE, 52),
+  fl(EXTRA_COOKIE, 52, 2, on.ip(), [act.ctLookup(7, 20)]),
+  fl(EXTRA_COOKIE, 52, 3, on.arpTpa("10.244.0.0/16")),
 ];
+
+/** A conntrack flow: ct_state/ct_zone/ct_mark next to a register and tunnel match; commit with exec, then a lookup. */
+export function ctFlow(cookie: bigint, table: number): Flow {
+  return fl(cookie, table, 1, match(on.inPort(1), on.ip(), on.ctState(["Trk", "Est"], ["New"]), { ct_zone: exact(5) }, on.ctMark(1, 1), on.reg(0, 1), on.tunId(0)), [
+    act.ctCommit(5, 1), act.ctLookup(3, 10),
+  ]);
+}

@@ -13,7 +13,7 @@ import {
 } from "../../lib/ovs/openflow.ts";
 import { applyFlowsNative, dumpFlowsNative, OpenFlowConnection } from "../../lib/ovs/openflow-conn.ts";
 import { encodeInstructions, encodeMatch } from "../../lib/ovs/oxm.ts";
-import { ALL_ONES, COOKIE, EXTRA_FLOWS, GOLDEN_FLOWS, GOLDEN_OPS } from "./openflow-fixtures.ts";
+import { ALL_ONES, COOKIE, ctFlow, EXTRA_FLOWS, GOLDEN_FLOWS, GOLDEN_OPS } from "./openflow-fixtures.ts";
 import { expectCode } from "./helpers.ts";
 
 // The golden reconcile bundle (GOLDEN_OPS: test/unit/golden/flows-reconcile.txt at 4e3bed9), as the flow mods
@@ -52,6 +52,14 @@ const OFCTL_DELETE_STRICT: [number, string][] = [
   [3, "050e0038000000006f76016c00000000ffffffffffffffff0004000000000000ffffffffffffffffffffffff000000000001000400000000"],
 ];
 
+// ovs-ofctl 3.1's flow mods (proxy capture, xid 0) for `table=0,priority=1,cookie=0x5,in_port=1,ip,tun_id=0,
+// ct_state=-new+est+trk,ct_zone=5,ct_mark=0x1/0x1,reg0=1 actions=ct(commit,zone=5,exec(set_field:1->ct_mark)),ct(zone=3,table=10)`
+// and `table=0,priority=3,cookie=0x5,arp,arp_tpa=10.244.0.0/16 actions=drop`: registers before ct fields.
+const OFCTL_CT_FLOW = "050e00c000000000000000000000000500000000000000000000000000000001ffffffffffffffffffffffff000000000001004480000004000000018000" +
+  "0a02080080004c08000000000000000000010004000000010001d30800000022000000230001d40200050001d708000000010000000100000000000400480000" +
+  "0000ffff00280000232000230001000000000005ff0000000000001900100001d6040000000100000000ffff001800002320002300000000000000030a0000000000";
+const OFCTL_ARP_PREFIX = "050e004800000000000000000000000500000000000000000000000000000003ffffffffffffffffffffffff000000000001001680000a02080680002f080af40000ffff00000000";
+
 const OPS = GOLDEN_OPS;
 const hexOf = (b: Buffer) => b.toString("hex");
 /** The OXM fields of a match (after its 4-byte header), as hex. */
@@ -69,6 +77,11 @@ const applied = (actions: Action[]) => {
 test("every op of the golden reconcile bundle encodes byte for byte as ovs-ofctl's", () => {
   assert.is(OPS.length, OFCTL_FLOW_MODS.length);
   OPS.forEach((op, i) => assert.is(hexOf(encodeFlowMod(op, 0)), OFCTL_FLOW_MODS[i], `op ${i}`));
+});
+
+test("a conntrack flow and an ARP prefix encode byte for byte as ovs-ofctl's", () => {
+  assert.is(hexOf(encodeFlowMod({ op: "add", flow: ctFlow(5n, 0) }, 0)), OFCTL_CT_FLOW);
+  assert.is(hexOf(encodeFlowMod({ op: "add", flow: { table: 0, priority: 3, cookie: 5n, match: on.arpTpa("10.244.0.0/16"), actions: [] } }, 0)), OFCTL_ARP_PREFIX);
 });
 
 test("delete_strict encodes byte for byte as ovs-ofctl's: the flow's table, priority, match; its cookie under a full mask", () => {
