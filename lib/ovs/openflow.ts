@@ -12,8 +12,9 @@ export const OFPT = {
 } as const;
 /** OFPT_BUNDLE_CONTROL types. */
 export const BundleCtrl = { OpenRequest: 0, OpenReply: 1, CommitRequest: 4, CommitReply: 5, DiscardRequest: 6 } as const;
-/** Multipart type OFPMP_FLOW_DESC (individual flow statistics) and flag OFPMPF_REPLY_MORE. */
+/** Multipart type OFPMP_FLOW_DESC: individual flow statistics. */
 export const OFPMP_FLOW_DESC = 1;
+/** Multipart flag OFPMPF_REPLY_MORE: more reply messages follow for the same xid. */
 export const OFPMPF_REPLY_MORE = 1;
 /** OFPBF_ATOMIC | OFPBF_ORDERED, as ovs-ofctl bundle sends them. */
 export const BUNDLE_FLAGS = 3;

@@ -325,9 +325,12 @@ function decodeAction(buf: Buffer, off: number): Action {
 
 /**
  * Decodes OpenFlow 1.4 instructions (the rest of a flow stats entry) into flow.ts actions: the actions of
- * APPLY_ACTIONS, then goto_table; none is drop. Writes come back in the constructors' form (see write()):
- * OFPAT_SET_FIELD, NXAST_REG_LOAD and NXAST_REG_LOAD2 on a whole register are all `load`, on a whole
- * other field all `set_field`; output to 0xfffffff8 is IN_PORT. Throws on anything else.
+ * APPLY_ACTIONS (NXAST_CT with its nested exec actions), then goto_table; none is drop. NXAST_REG_LOAD is
+ * always `load` (what we send for it); OFPAT_SET_FIELD and NXAST_REG_LOAD2 come back in the constructors'
+ * form (see write()): a whole register `load`, a whole other field `set_field`, part of a field a `load` of
+ * that slice; NXAST_OUTPUT_REG2 is `output_reg`; NXM and OXM headers both name a field; output to
+ * 0xfffffff8 is IN_PORT. OVS 3.1 answers a flow dump in the very encoding it was sent (it keeps each
+ * action's wire form), so these other forms come only from flows another client wrote. Throws on anything else.
  */
 export function decodeInstructions(buf: Buffer): Action[] {
   const actions: Action[] = [];
