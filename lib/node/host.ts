@@ -1,5 +1,6 @@
 // The node's host state of a network (gateway address, routes to peers, masquerade, raw guard): applied when it changed.
 import { readFileSync } from "node:fs";
+import { messageOf } from "../cni/errors.ts";
 import { run, trace } from "../host/exec.ts";
 import { ipBatch, ipJson } from "../host/netns.ts";
 import type { OvsdbClient } from "../ovs/ovsdb.ts";
@@ -76,7 +77,10 @@ export async function removeHostState(c: OvsdbClient, o: RemoveHostOptions): Pro
   const text = iptablesRemove(o.network, save, o.raw);
   if (text) await run(["iptables-restore", "-w", "--noflush"], { input: text });
   const routes = await ipJson<RouteJson[]>(["route", "show", "proto", String(ROUTE_PROTO)]);
-  const links = await ipJson<{ addr_info?: { family: string; local: string; prefixlen: number }[] }[]>(["addr", "show", "dev", GATEWAY_PORT]).catch(() => []);
+  const links = await ipJson<{ addr_info?: { family: string; local: string; prefixlen: number }[] }[]>(["addr", "show", "dev", GATEWAY_PORT]).catch((e) => {
+    if (/does not exist|Cannot find device/i.test(messageOf(e))) return []; // no gateway port: no address to remove
+    throw e;
+  });
   const mine = (links[0]?.addr_info ?? []).filter((a) => a.family === "inet" && o.podCIDRs.some((r) => cidrContains(r, a.local)));
   const lines = [...staleRouteLines(routes, o.netId, []), ...mine.map((a) => `addr del ${a.local}/${a.prefixlen} dev ${GATEWAY_PORT}`)];
   if (lines.length) await ipBatch(lines);
