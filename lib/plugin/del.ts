@@ -21,11 +21,18 @@ export async function deleteVeth(name: string): Promise<void> {
 
 /**
  * Removes ports of this network and their pods' flows, and the flow of every segment they leave
- * empty (told by the remaining ports' tags of every network; no flow dump). When the network's last
- * pod leaves the node, its network flows and host state go too (and the raw guard with the node's
- * last pod). Runs under the node lock so a concurrent ADD cannot lose what it needs.
+ * empty (told by the remaining ports' tags of every network; no flow dump). With `network` (GC), when
+ * no pod of the network is left on the node its network flows and host state go too (and the raw
+ * guard with the node's last ovsplane pod); DEL leaves them for the node's own traffic and the next pod.
+ * Runs under the node lock so a concurrent ADD cannot lose what it needs.
  */
-export async function removeAttachments(client: OvsdbClient, cfg: OvsplaneConfig, gone: readonly TaggedPort[], podIds: readonly bigint[]): Promise<void> {
+export async function removeAttachments(
+  client: OvsdbClient,
+  cfg: OvsplaneConfig,
+  gone: readonly TaggedPort[],
+  podIds: readonly bigint[],
+  opts: { network?: boolean } = {},
+): Promise<void> {
   await withLock(client, cfg.bridge, async () => {
     const goneIds = new Set(gone.map((p) => p.uuid));
     const left = (await listPorts(client)).filter((p) => !goneIds.has(p.uuid));
@@ -35,7 +42,7 @@ export async function removeAttachments(client: OvsdbClient, cfg: OvsplaneConfig
       if (!remaining.has(seg)) ops.push({ op: "delete", cookie: segmentCookie(seg), mask: EXACT_MASK });
     }
     const netId = networkId(cfg.name);
-    const lastOfNetwork = !left.some((p) => p.network === cfg.name) && (gone.length > 0 || (await bridgeIds(client, cfg.bridge))[hostKey(cfg.name)] !== undefined);
+    const lastOfNetwork = !!opts.network && !left.some((p) => p.network === cfg.name) && (gone.length > 0 || (await bridgeIds(client, cfg.bridge))[hostKey(cfg.name)] !== undefined);
     if (lastOfNetwork) {
       for (const kind of [CookieKind.Gateway, CookieKind.Route, CookieKind.Global]) ops.push({ op: "delete", cookie: cookie(kind, netId << 32n), mask: NETWORK_KIND_MASK });
     }

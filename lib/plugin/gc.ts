@@ -48,7 +48,7 @@ export async function gc(req: CniRequest): Promise<void> {
     // A port of this network whose tags are broken is not a valid attachment either.
     const stale = (await listPorts(client, cfg.name)).filter((p) => !p.attachment || !valid.has(attachmentKey(p.attachment)));
     const ids = stale.flatMap((p) => portAttachmentId(p) ?? []);
-    await removeAttachments(client, cfg, stale, ids).catch((e) => errors.push(partFailed("OVS", e)));
+    await removeAttachments(client, cfg, stale, ids, { network: true }).catch((e) => errors.push(partFailed("OVS", e)));
     const veths = new Set([...stale.map((p) => p.name), ...(await orphanVeths(cfg, valid).catch((e) => (errors.push(partFailed("links", e)), [])))]);
     await Promise.all([...veths].map((v) => deleteVeth(v).catch((e) => errors.push(partFailed(`veth ${v}`, e)))));
     await withLock(client, cfg.bridge, async () => {

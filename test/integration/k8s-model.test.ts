@@ -218,7 +218,7 @@ t("DEL of one pod leaves the other pods' Services, egress and routes working", s
   assertReached(egress, "after DEL: a100 -> outside", A.underlayIP);
 }));
 
-t("DEL and GC of the network's last pod remove its routes and OVSPLANE chains; foreign rules stay", scoped(async (s) => {
+t("DEL keeps the network's host state (the node still reaches other nodes' pods); GC of its last pod removes its routes and OVSPLANE chains; foreign rules stay", scoped(async (s) => {
   const G = await freshNode("g", 7);
   const conf = k8sConf(G, "10.244.7.0/24", [{ nodeIP: "198.18.0.8", podCIDR: "10.244.8.0/24" }]);
   await G.exec(["iptables", "-t", "nat", "-N", "FOREIGN-KEEP"]);
@@ -245,7 +245,10 @@ t("DEL and GC of the network's last pod remove its routes and OVSPLANE chains; f
   assert.is((await delPod(G, conf, g1)).code, 0, "DEL g1");
   await present("after DEL of one of two pods");
   assert.is((await delPod(G, conf, g2)).code, 0, "DEL g2");
-  await gone("after DEL of the last pod");
+  await present("after DEL of the last pod (kept for the node's own traffic and the next pod)");
+  const gc0 = await runPlugin({ bin: OVSPLANE, node: G, command: "GC", path: CNI_PATH, config: { ...conf, "cni.dev/valid-attachments": [] }, env: { CNI_CONTAINERID: undefined, CNI_IFNAME: undefined } });
+  assert.is(gc0.code, 0, `GC: ${gc0.stdout} ${gc0.stderr}`);
+  await gone("after GC with no pod of the network left");
   await scopedPod(s, G, conf, "g3", 100);
   await present("after a new ADD");
   const gcConf = { ...conf, "cni.dev/valid-attachments": [] };
