@@ -5,7 +5,7 @@ import { checkKnownArgs, parseCniArgs } from "./args.ts";
 import { ID_PATTERN, validateIfname } from "./names.ts";
 import { compareVersions, convertResult, CURRENT_VERSION, isSupported, parseResult, SUPPORTED_VERSIONS } from "./version.ts";
 import { settings } from "../settings.ts";
-import type { CniRequest, NetConf, Plugin } from "./types.ts";
+import type { CniRequest, NetConf, Plugin, Result } from "./types.ts";
 
 /** What buildRequest() needs to know of the plugin. */
 export interface RequestOptions {
@@ -35,6 +35,24 @@ export interface DispatchOptions extends RequestOptions, DispatchOutput {
   stdin?: string;
   /** Print the stack and cause chain of an error to stderr (default settings.debug). */
   debug?: boolean;
+  /** Called once after ADD/DEL/CHECK/GC/STATUS with what happened (not for VERSION); its errors go to stderr only. */
+  onDone?: (outcome: DispatchOutcome) => void;
+}
+
+/** What one dispatched command did, for an observer (a call log). */
+export interface DispatchOutcome {
+  /** CNI_COMMAND. */
+  command: string;
+  /** The environment the command ran with. */
+  env: Record<string, string | undefined>;
+  /** The network configuration, when stdin decoded to one. */
+  conf?: NetConf;
+  /** The ADD result (current shape). */
+  result?: Result;
+  /** The error answered, when the command failed. */
+  error?: { code: number; msg: string; details?: string };
+  /** Milliseconds from dispatch to the answer written. */
+  durationMs: number;
 }
 
 function readStdin(): string {
@@ -110,6 +128,8 @@ export async function dispatch(plugin: Plugin, opts: DispatchOptions): Promise<v
     return;
   }
   let version: string = CURRENT_VERSION;
+  const started = performance.now();
+  const outcome: Omit<DispatchOutcome, "durationMs"> = { command, env };
   try {
     if (command === "VERSION") {
       stdout(JSON.stringify({ cniVersion: CURRENT_VERSION, supportedVersions: SUPPORTED_VERSIONS }) + "\n");
@@ -120,11 +140,13 @@ export async function dispatch(plugin: Plugin, opts: DispatchOptions): Promise<v
     }
     const stdin = opts.stdin ?? readStdin();
     const conf = decodeConf(stdin);
+    outcome.conf = conf;
     // Errors answer in the config's version when we speak it.
     if (typeof conf.cniVersion === "string" && isSupported(conf.cniVersion)) version = conf.cniVersion;
     const req = buildRequest(command as CniRequest["command"], env, stdin, opts, conf);
     if (req.command === "ADD") {
       const result = await plugin.add(req);
+      outcome.result = result;
       stdout(JSON.stringify(convertResult(result, req.conf.cniVersion)) + "\n");
     } else {
       await plugin[req.command.toLowerCase() as "del" | "check" | "gc" | "status"](req);
@@ -133,6 +155,14 @@ export async function dispatch(plugin: Plugin, opts: DispatchOptions): Promise<v
     const e = err instanceof CniError ? err : new CniError(Code.StepFailed, `unexpected error: ${messageOf(err)}`, "", { cause: err });
     if ((opts.debug ?? settings.debug) && err instanceof Error) stderr(`${causeChain(err)}\n`);
     stdout(JSON.stringify(e.toJSON(version)) + "\n");
+    outcome.error = { code: e.code, msg: e.message, ...(e.details ? { details: e.details } : {}) };
     exit(1);
+  }
+  if (opts.onDone) {
+    try {
+      opts.onDone({ ...outcome, durationMs: performance.now() - started });
+    } catch (err) {
+      stderr(`observer failed: ${messageOf(err)}\n`);
+    }
   }
 }

@@ -14,6 +14,7 @@ import { encodeTags } from "../dataplane/attachment.ts";
 import { networkScope } from "../dataplane/model.ts";
 import { addFlowOps, hostSpec, nodeSpec, podAddressing, podLinkCommands, podRoutes, staticModel } from "./plan.ts";
 import { applyHostState, isApplied } from "../node/host.ts";
+import { calls } from "./calllog.ts";
 import { underlay } from "../host/underlay.ts";
 import { OVS_TIMEOUT_MS, withLock } from "../node/lock.ts";
 
@@ -21,6 +22,7 @@ type Undo = { what: string; fn: () => Promise<unknown> };
 
 /** The CNI ADD of ovsplane. */
 export async function add(req: CniRequest): Promise<Result> {
+  calls.step("checking OVS");
   const cfg = parseConfig(req.conf);
   const segment = segmentOf(req, cfg);
   const hostName = hostVethName(req.containerID, req.ifname);
@@ -34,7 +36,7 @@ export async function add(req: CniRequest): Promise<Result> {
   const undo: Undo[] = [];
   let step = "checking OVS";
   /** Names the step a failure will be reported in (and traces it). */
-  const at = (s: string) => trace((step = s));
+  const at = (s: string) => (calls.step(s), trace((step = s)));
   try {
     const found = await preflight(client, hostName, cfg.bridge);
     if (found.port) throw alreadyExists(`OVS port ${hostName} of container ${req.containerID}/${req.ifname}`);

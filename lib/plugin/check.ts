@@ -13,6 +13,7 @@ import { delegateIpam } from "./delegate.ts";
 import { attachmentId, GATEWAY_PORT, gatewayMac, hostVethName } from "../dataplane/names.ts";
 import { bridgeExists, findPort } from "../node/bridge.ts";
 import { OVS_TIMEOUT_MS } from "../node/lock.ts";
+import { calls } from "./calllog.ts";
 
 interface LinkJson {
   ifname: string;
@@ -25,6 +26,7 @@ interface LinkJson {
 /** The CNI CHECK of ovsplane. */
 export async function check(req: CniRequest): Promise<void> {
   const cfg = parseConfig(req.conf);
+  calls.step("interface");
   const prev = req.prevResult;
   if (!prev) throw checkFailed("prevResult", "required for CHECK");
   if (!netnsExists(req.netns)) throw checkFailed(`netns ${req.netns}`, "does not exist");
@@ -46,6 +48,7 @@ export async function check(req: CniRequest): Promise<void> {
     if (!routes.some((x) => x.dst === dst && (!r.gw || x.gateway === r.gw))) throw checkFailed(`route ${r.dst}`, `missing in ${req.netns}`);
   }
   const hostName = hostVethName(req.containerID, req.ifname);
+  calls.step("OVS port");
   const client = await connect(cfg.ovsdbSocket, { timeoutMs: OVS_TIMEOUT_MS });
   let pod: PodFlowSpec;
   let gatewayPort: number;
@@ -66,7 +69,9 @@ export async function check(req: CniRequest): Promise<void> {
   } finally {
     client.close();
   }
+  calls.step("flows");
   await checkFlows(cfg, pod, gatewayPort);
+  calls.step("IPAM");
   await delegateIpam(req, "CHECK");
 }
 

@@ -31,6 +31,8 @@ export interface OvsplaneConfig {
   masquerade: boolean;
   /** The cluster's pod ranges, when given (else the node's range and its peers'). */
   clusterCIDRs?: string[];
+  /** The CNI call log (one JSON line per call); undefined when disabled with `"logFile": ""`. */
+  logFile?: string;
 }
 
 /** Defaults of the configuration reference. */
@@ -40,6 +42,7 @@ export const DEFAULTS = {
   ovsdbSocket: "unix:/var/run/openvswitch/db.sock",
   segment: 1,
   dstPort: 4789,
+  logFile: "/var/log/ovsplane/cni.log",
 } as const;
 
 /** Largest VXLAN network identifier. */
@@ -207,6 +210,10 @@ export function parseConfig(conf: NetConf): OvsplaneConfig {
     podCIDRs,
     ...parseClusterOptions(conf),
   };
+  if (conf.logFile !== undefined && (typeof conf.logFile !== "string" || (conf.logFile !== "" && !conf.logFile.startsWith("/")))) {
+    throw invalidConfig("logFile", conf.logFile, 'must be an absolute path, or "" for no call log');
+  }
+  if (conf.logFile !== "") out.logFile = (conf.logFile as string | undefined) ?? DEFAULTS.logFile;
   if (t.localIP !== undefined) out.tunnel.localIP = t.localIP as string;
   if (conf.mtu !== undefined) out.mtu = conf.mtu as number;
   return out;

@@ -12,6 +12,7 @@ import { delegateIpam } from "./delegate.ts";
 import { attachmentId, hostVethName, networkId } from "../dataplane/names.ts";
 import { bridgeIds, deletePorts, findPort, listPorts, type TaggedPort } from "../node/bridge.ts";
 import { OVS_TIMEOUT_MS, withLock } from "../node/lock.ts";
+import { calls } from "./calllog.ts";
 
 /** Deletes a host veth (and so its pod end); a missing one is fine. */
 export async function deleteVeth(name: string): Promise<void> {
@@ -79,6 +80,7 @@ export async function del(req: CniRequest): Promise<void> {
   // The kernel takes a while to delete a veth: do it while OVS is being cleaned.
   const veth = deleteVeth(hostName).catch((e) => errors.push(partFailed("veth", e)));
   trace("DEL config parsed");
+  calls.step("OVS");
   try {
     client = await connect(cfg.ovsdbSocket, { timeoutMs: OVS_TIMEOUT_MS });
     trace("OVSDB connected");
@@ -92,8 +94,10 @@ export async function del(req: CniRequest): Promise<void> {
     client?.close();
   }
   trace("OVS cleaned");
+  calls.step("veth");
   await veth;
   trace("veth gone");
+  calls.step("IPAM");
   await delegateIpam(req, "DEL").catch((e) => errors.push(partFailed("IPAM", e)));
   if (ovsDown) {
     throw tryAgainLater("OVSDB", `${ovsDown.message}; the port of ${req.containerID}/${req.ifname} is still to be removed`, ovsDown);

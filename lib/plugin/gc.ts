@@ -12,6 +12,7 @@ import { attachmentId, parseVethAlias } from "../dataplane/names.ts";
 import { attachmentKey } from "../dataplane/attachment.ts";
 import { listPorts, type TaggedPort } from "../node/bridge.ts";
 import { OVS_TIMEOUT_MS, withLock } from "../node/lock.ts";
+import { calls } from "./calllog.ts";
 
 /** Host veths of this network (tagged by alias) whose attachment is not valid: left by a crashed ADD. */
 async function orphanVeths(cfg: OvsplaneConfig, valid: Set<string>): Promise<string[]> {
@@ -43,6 +44,7 @@ export async function gc(req: CniRequest): Promise<void> {
   const raw = req.conf["cni.dev/valid-attachments"];
   const valid = new Set((Array.isArray(raw) ? (raw as CniAttachment[]) : []).map((a) => attachmentKey(a)));
   const errors: Error[] = [];
+  calls.step("OVS");
   const client = await connect(cfg.ovsdbSocket, { timeoutMs: OVS_TIMEOUT_MS });
   try {
     // A port of this network whose tags are broken is not a valid attachment either.
@@ -51,6 +53,7 @@ export async function gc(req: CniRequest): Promise<void> {
     await removeAttachments(client, cfg, stale, ids, { network: true }).catch((e) => errors.push(partFailed("OVS", e)));
     const veths = new Set([...stale.map((p) => p.name), ...(await orphanVeths(cfg, valid).catch((e) => (errors.push(partFailed("links", e)), [])))]);
     await Promise.all([...veths].map((v) => deleteVeth(v).catch((e) => errors.push(partFailed(`veth ${v}`, e)))));
+    calls.step("flows");
     await withLock(client, cfg.bridge, async () => {
       const ops = await orphanPodFlows(client, cfg);
       if (ops.length) await withSwitch(cfg.ofSocket, (sw) => sw.apply(ops));
@@ -60,6 +63,7 @@ export async function gc(req: CniRequest): Promise<void> {
   } finally {
     client.close();
   }
+  calls.step("IPAM");
   await delegateIpam(req, "GC").catch((e) => errors.push(partFailed("IPAM", e)));
   if (errors.length) throw incomplete("GC", errors);
 }

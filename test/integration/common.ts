@@ -44,6 +44,7 @@ export function netConf(node: SimNode, o: ConfOptions): Record<string, unknown> 
       routes: [{ dst: "0.0.0.0/0" }],
       dataDir: o.dataDir,
     },
+    logFile: join(o.dataDir, "cni.log"),
     ...o.extra,
   };
 }
