@@ -31,7 +31,7 @@ export interface OvsplaneConfig {
   masquerade: boolean;
   /** The cluster's pod ranges, when given (else the node's range and its peers'). */
   clusterCIDRs?: string[];
-  /** The CNI call log (one JSON line per call); undefined when disabled with `"logFile": ""`. */
+  /** The CNI call log's path as configured (one JSON line per call): absent = DEFAULTS.logFile, `""` = no log. */
   logFile?: string;
 }
 
@@ -213,7 +213,7 @@ export function parseConfig(conf: NetConf): OvsplaneConfig {
   if (conf.logFile !== undefined && (typeof conf.logFile !== "string" || (conf.logFile !== "" && !conf.logFile.startsWith("/")))) {
     throw invalidConfig("logFile", conf.logFile, 'must be an absolute path, or "" for no call log');
   }
-  if (conf.logFile !== "") out.logFile = (conf.logFile as string | undefined) ?? DEFAULTS.logFile;
+  if (conf.logFile !== undefined) out.logFile = conf.logFile as string;
   if (t.localIP !== undefined) out.tunnel.localIP = t.localIP as string;
   if (conf.mtu !== undefined) out.mtu = conf.mtu as number;
   return out;
