@@ -1,5 +1,7 @@
-// The demo: two simulated nodes joined by VXLAN, pods in two segments, reachability and isolation shown.
+// The demo: two simulated nodes joined by VXLAN, pods in segments, Services through kube-proxy's rules, egress.
 import { createNode, connectNodes, teardownAll, teardownOnSignals, type SimNode } from "../test/harness/testbed.ts";
+import { applyKubeProxy, type KubeProxyService } from "../test/harness/kubeproxy.ts";
+import { createOutsideHost, probeTcp } from "../test/harness/outside.ts";
 import { addPod, netConf, rmTemp, tempDir, type AttachedPod } from "../test/integration/common.ts";
 
 const say = (s = "") => process.stdout.write(`${s}\n`);
@@ -17,10 +19,15 @@ async function main(): Promise<void> {
     await connectNodes(A, B);
     say(`node-a  underlay 198.18.0.1  pod range 10.244.1.0/24`);
     say(`node-b  underlay 198.18.0.2  pod range 10.244.2.0/24\n`);
-    const confA = netConf(A, { podCIDR: "10.244.1.0/24", peers: [{ nodeIP: "198.18.0.2", podCIDR: "10.244.2.0/24" }], dataDir: dirs[0]! });
-    const confB = netConf(B, { podCIDR: "10.244.2.0/24", peers: [{ nodeIP: "198.18.0.1", podCIDR: "10.244.1.0/24" }], dataDir: dirs[1]! });
+    for (const n of [A, B]) {
+      await n.exec(["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
+      await n.exec(["ip", "route", "replace", "default", "via", "198.18.0.254", "dev", n.underlayBridge]);
+    }
+    const extra = { globalSegments: [1], clusterCIDR: "10.244.0.0/16" };
+    const confA = netConf(A, { podCIDR: "10.244.1.0/24", peers: [{ nodeIP: "198.18.0.2", podCIDR: "10.244.2.0/24" }], dataDir: dirs[0]!, extra });
+    const confB = netConf(B, { podCIDR: "10.244.2.0/24", peers: [{ nodeIP: "198.18.0.1", podCIDR: "10.244.1.0/24" }], dataDir: dirs[1]!, extra });
     const plan: [SimNode, Record<string, unknown>, string, number][] = [
-      [A, confA, "web-a", 100], [A, confA, "db-a", 200], [B, confB, "web-b", 100], [B, confB, "db-b", 200],
+      [A, confA, "web-a", 100], [A, confA, "db-a", 200], [B, confB, "web-b", 100], [B, confB, "db-b", 200], [B, confB, "dns-b", 1],
     ];
     const pods: Record<string, AttachedPod> = {};
     for (const [node, conf, name, seg] of plan) {
@@ -44,8 +51,29 @@ async function main(): Promise<void> {
     say(`  ${mark(tcp)}  web-a -> web-b TCP port 8080`);
     const nodeOk = (await A.exec(["ping", "-n", "-c", "1", "-W", "2", pods["db-a"]!.ip], { allowFail: true })).code === 0;
     say(`  ${mark(nodeOk)}  node-a -> db-a  (the node reaches its pods of every segment: kubelet probes)`);
+    const nodeRemote = (await A.exec(["ping", "-n", "-c", "2", "-W", "2", pods["db-b"]!.ip], { allowFail: true })).code === 0;
+    say(`  ${mark(nodeRemote)}  node-a -> db-b  (and every other node's pods: the API server calling a webhook)`);
+    say("\nServices (kube-proxy's own iptables rules on both nodes; ClusterIPs in 10.96.0.0/12):");
+    const svc = (name: string, clusterIP: string, backend: string): KubeProxyService => ({
+      name, namespace: "default", clusterIP, port: 80, protocol: "tcp", endpoints: [{ ip: pods[backend]!.ip, port: 8080 }],
+    });
+    const services = [svc("web", "10.96.0.10", "web-b"), svc("db", "10.96.0.11", "db-b"), svc("dns", "10.96.0.12", "dns-b")];
+    for (const n of [A, B]) await applyKubeProxy(n, { clusterCIDR: "10.244.0.0/16", services });
+    const viaService: [string, string, string, string][] = [
+      ["web-a", "10.96.0.10", "web-b", "Service web (segment 100, backend on node-b)"],
+      ["web-a", "10.96.0.11", "db-b", "Service db (backends in segment 200): a Service opens no path between segments"],
+      ["db-a", "10.96.0.12", "dns-b", "Service dns (global segment 1: every segment reaches it)"],
+    ];
+    for (const [from, ip, backend, why] of viaService) {
+      const r = await probeTcp(pods[from]!.pod, pods[backend]!.pod, ip, 80, { serverPort: 8080, timeoutMs: 3000 });
+      const seen = r.served[0]?.peer;
+      say(`  ${mark(r.client.ok)}  ${from} -> ${ip}:80  ${why}${seen ? `; the backend saw ${seen}` : ""}`);
+    }
+    const outside = await createOutsideHost({ address: "198.18.0.100/24" });
+    const egress = await probeTcp(pods["web-a"]!.pod, outside, outside.ip, 9000, { timeoutMs: 3000 });
+    say(`  ${mark(egress.client.ok)}  web-a -> ${outside.ip} (a host outside the cluster): it saw ${egress.served[0]?.peer ?? "nothing"} (masqueraded to node-a)`);
     const flows = await A.dumpFlows("br-int");
-    say(`\nnode-a's bridge br-int holds ${flows.length} OpenFlow flows: per local pod, per segment, per peer node.`);
+    say(`\nnode-a's bridge br-int holds ${flows.length} OpenFlow flows: per local pod, per segment, per peer node, none per remote pod.`);
     say("The flow that sends segment traffic to node-b:");
     say(`  ${flows.find((l) => l.includes("tun_dst")) ?? "(none)"}`);
     say("\nDemo done; tearing the simulated nodes down.");
