@@ -1,6 +1,7 @@
 // ovsplanectl (yargs): one command module per subcommand under lib/ctl/commands/.
 import { idleCommand } from "./commands/idle.ts";
 import { installCommand } from "./commands/install.ts";
+import { logCommand } from "./commands/log.ts";
 import { versionCommand } from "./commands/version.ts";
 
 export { applyNodeFacts, conflistFromFlags } from "./commands/install.ts";
@@ -14,6 +15,7 @@ export async function main(argv: string[]): Promise<void> {
     .command(installCommand)
     .command(versionCommand)
     .command(idleCommand)
+    .command(logCommand)
     .demandCommand(1, "give a command")
     .strict()
     .help()
