@@ -2,6 +2,8 @@
 import { idleCommand } from "./commands/idle.ts";
 import { installCommand } from "./commands/install.ts";
 import { logCommand } from "./commands/log.ts";
+import { podsCommand } from "./commands/pods.ts";
+import { statusCommand } from "./commands/status.ts";
 import { versionCommand } from "./commands/version.ts";
 
 export { applyNodeFacts, conflistFromFlags } from "./commands/install.ts";
@@ -16,6 +18,8 @@ export async function main(argv: string[]): Promise<void> {
     .command(versionCommand)
     .command(idleCommand)
     .command(logCommand)
+    .command(statusCommand)
+    .command(podsCommand)
     .demandCommand(1, "give a command")
     .strict()
     .help()

@@ -34,3 +34,28 @@ export function table(out: Out, header: readonly string[], rows: readonly (reado
 export function json(out: Out, value: unknown): void {
   out.line(JSON.stringify(value, (_, v) => (typeof v === "bigint" ? v.toString() : v), 2));
 }
+
+/** "yes"/"no" (or given words) painted green or red. */
+export function mark(out: Out, ok: boolean, yes = "yes", no = "no"): string {
+  return paint(out, ok ? "ok" : "bad", ok ? yes : no);
+}
+
+/**
+ * Runs an async command body: its number is the exit code; an error becomes one line on stderr and exit
+ * code 1 (never a stack trace).
+ */
+export async function guardAsync(fn: () => Promise<number | void>): Promise<void> {
+  try {
+    const code = await fn();
+    if (typeof code === "number") process.exitCode = code;
+  } catch (err) {
+    process.stderr.write(`ovsplanectl: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  }
+}
+
+/** Key-value lines with the values aligned (no header), each prefixed by indent. */
+export function pairs(out: Out, rows: readonly (readonly [string, string])[], indent = ""): void {
+  const w = Math.max(0, ...rows.map(([k]) => k.length));
+  for (const [k, v] of rows) out.line(`${indent}${k.padEnd(w)}  ${v}`.trimEnd());
+}
