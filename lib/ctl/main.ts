@@ -4,6 +4,7 @@ import { installCommand } from "./commands/install.ts";
 import { logCommand } from "./commands/log.ts";
 import { podsCommand } from "./commands/pods.ts";
 import { statusCommand } from "./commands/status.ts";
+import { traceCommand } from "./commands/trace.ts";
 import { versionCommand } from "./commands/version.ts";
 
 export { applyNodeFacts, conflistFromFlags } from "./commands/install.ts";
@@ -20,6 +21,7 @@ export async function main(argv: string[]): Promise<void> {
     .command(logCommand)
     .command(statusCommand)
     .command(podsCommand)
+    .command(traceCommand)
     .demandCommand(1, "give a command")
     .strict()
     .help()
