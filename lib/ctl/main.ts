@@ -1,6 +1,8 @@
 // ovsplanectl (yargs): one command module per subcommand under lib/ctl/commands/.
 import { idleCommand } from "./commands/idle.ts";
+import { flowsCommand } from "./commands/flows.ts";
 import { installCommand } from "./commands/install.ts";
+import { leasesCommand } from "./commands/leases.ts";
 import { logCommand } from "./commands/log.ts";
 import { podsCommand } from "./commands/pods.ts";
 import { statusCommand } from "./commands/status.ts";
@@ -21,6 +23,8 @@ export async function main(argv: string[]): Promise<void> {
     .command(logCommand)
     .command(statusCommand)
     .command(podsCommand)
+    .command(leasesCommand)
+    .command(flowsCommand)
     .command(traceCommand)
     .demandCommand(1, "give a command")
     .strict()

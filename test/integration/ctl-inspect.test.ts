@@ -98,6 +98,62 @@ t("pods: one row per attachment, flows and lease all there", async () => {
   assert.match(human.stdout, /default\/web-1\s+ctr-web-1\s+eth0\s+10\.244\.7\.\d+/);
 });
 
+t("leases: used and free per range, each lease with its container and port; a stale lease marked", scoped(async (s) => {
+  let { code, doc } = await ctlJson("leases");
+  assert.is(code, 0);
+  const n = doc.networks[0];
+  assert.is(n.network, "podnet");
+  // 10.244.7.0/28: .1 .. .14, the gateway .1 excluded: 13 addresses
+  assert.equal(n.ranges, [{ set: 0, subnet: "10.244.7.0/28", rangeStart: "10.244.7.1", rangeEnd: "10.244.7.14", gateway: "10.244.7.1", size: 13, used: 2, free: 11 }]);
+  const web = n.leases.find((l: any) => l.ip === pods.web1!.ip);
+  assert.is(web.containerID, "ctr-web-1");
+  assert.is(web.ifname, "eth0");
+  assert.is(web.port, pods.web1!.result.json.interfaces[0].name);
+  assert.is(web.stale, false);
+  // A lease left behind by a container that has no port any more.
+  const ghost = join(dataDir, "podnet", "10.244.7.14");
+  writeFileSync(ghost, "ctr-gone\r\neth0");
+  s.defer(() => rmSync(ghost, { force: true }));
+  ({ code, doc } = await ctlJson("leases"));
+  const g = doc.networks[0].leases.find((l: any) => l.ip === "10.244.7.14");
+  assert.equal({ c: g.containerID, stale: g.stale, port: g.port }, { c: "ctr-gone", stale: true, port: undefined });
+  assert.is(doc.networks[0].ranges[0].used, 3);
+  const human = await ctl("leases");
+  assert.match(human.stdout, /10\.244\.7\.14\s+ctr-gone\s+eth0\s+-\s+STALE/);
+}));
+
+t("flows: grouped by owner and named, with counters; --pod, --segment, --peer filter", async () => {
+  await pods.web1!.pod.exec(["ping", "-c", "1", "-W", "1", pods.db1!.ip], { allowFail: true }); // counts packets (isolated segments: dropped)
+  const { code, doc } = await ctlJson("flows");
+  assert.is(code, 0);
+  const groups = doc.bridges[0].groups;
+  const names = groups.map((g: any) => g.owner.name);
+  for (const want of [
+    "node (pipeline defaults)",
+    "segment 100",
+    "segment 200",
+    "peer 198.18.7.2",
+    "gateway of network podnet",
+    "route to 10.244.8.0/24 via 198.18.7.2 (network podnet)",
+    "pod default/web-1 (ctr ctr-web-1, eth0)",
+    "pod default/db-1 (ctr ctr-db-1, eth0)",
+  ]) assert.ok(names.includes(want), `${want} in ${JSON.stringify(names)}`);
+  const web = groups.find((g: any) => g.owner.name === "pod default/web-1 (ctr ctr-web-1, eth0)");
+  assert.is(web.flows.length, POD_FLOWS);
+  assert.ok(web.packets > 0, "the ping went through the pod's classifier flow");
+  assert.ok(web.flows.every((f: any) => /^0x6f7604/.test(f.cookie) && typeof f.match === "string"));
+  const pod = await ctlJson("flows", "--pod", "default/web-1");
+  assert.equal(pod.doc.bridges[0].groups.map((g: any) => g.owner.kind), ["pod"]);
+  const seg = await ctlJson("flows", "--segment", "200");
+  assert.equal(seg.doc.bridges[0].groups.map((g: any) => g.owner.name), ["segment 200", "pod default/db-1 (ctr ctr-db-1, eth0)"]);
+  const peer = await ctlJson("flows", "--peer", "198.18.7.2");
+  assert.equal(peer.doc.bridges[0].groups.map((g: any) => g.owner.kind), ["peer", "route"]);
+  const human = await ctl("flows");
+  assert.match(human.stdout, /^pod default\/web-1 \(ctr ctr-web-1, eth0\)  \(7 flows, \d+ packets?\)$/m);
+  assert.match(human.stdout, /^route to 10\.244\.8\.0\/24 via 198\.18\.7\.2 \(network podnet\)/m);
+  if (process.env.CTL_SHOW) for (const c of ["status", "pods", "leases", "flows"]) console.log(`$ ovsplanectl ${c}\n${(await ctl(c)).stdout}`);
+});
+
 t("pods and status show a pod whose flows were deleted and whose lease was removed", scoped(async (s) => {
   const p = await s.use(() => addPod(A, conf, "broken-1", 100), (x) => delPod(A, conf, x));
   const id = attachmentId("podnet", p.containerID, "eth0");
