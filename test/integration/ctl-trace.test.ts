@@ -83,6 +83,14 @@ t("across nodes: sent over the tunnel to 198.18.0.2 with VNI 100", async () => {
   assert.is(r.verdict.peer, "198.18.0.2");
   assert.is(r.verdict.vni, 100);
   assert.ok(r.flow.includes("udp_dst=53"), r.flow);
+  // Once the underlay neighbour is known, ofproto/trace follows the encapsulated packet into br-phy: still the same verdict.
+  assert.ok(await pods.a1!.pod.ping(pods.b1!.ip, { tries: 8 }), "a1 -> b1");
+  const again = await trace(["--from", "default/a1", "--to", `${pods.b1!.ip}:53`, "--proto", "udp"], { capture: "remote-resolved" });
+  assert.is(again.verdict.kind, "tunnel", again.summary);
+  assert.is(again.verdict.vni, 100);
+  assert.is(again.verdict.note, undefined);
+  assert.ok(again.steps.some((s: any) => s.bridge === "br-phy"), "the underlay bridge's steps are marked as such");
+  assert.ok(again.datapathActions.includes("vni=0x64"), again.datapathActions);
 });
 
 t("a spoofed source address: dropped by the spoof guard", async () => {

@@ -95,6 +95,17 @@ t("cross node: sent over the tunnel to the peer with the source segment as VNI",
   assert.is(e.summary, "sent to node 198.18.0.2 over the tunnel, VNI 100 (its pod range 10.244.2.0/24)");
 });
 
+t("cross node with the underlay neighbour resolved: the br-phy steps are the underlay's, the verdict the same", () => {
+  const e = explain("remote-resolved");
+  assert.is(e.summary, "sent to node 198.18.0.2 over the tunnel, VNI 100 (its pod range 10.244.2.0/24)");
+  assert.is((e.verdict as any).note, undefined);
+  const under = e.steps.filter((s) => s.bridge === "br-phy");
+  assert.is(under.length, 1);
+  assert.is(under[0]!.says, "underlay bridge br-phy: NORMAL, forwarding to learned port");
+  assert.is(under[0]!.tableName, "br-phy table 0");
+  assert.match(e.datapathActions, "vni=0x64");
+});
+
 t("spoofed source IP: dropped by the spoof guard, naming the pod's own address", () => {
   const e = explain("spoof");
   assert.equal(e.steps.map((s) => s.table), [0, 10]);

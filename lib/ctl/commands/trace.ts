@@ -162,7 +162,7 @@ export function printTrace(out: Out, r: TraceReport): void {
       rows.push(["", "↻", "", `conntrack: recirculated, resumed with ct_state ${ct}`]);
     }
     const dropped = s.says.startsWith("dropped") || s.says.includes("→ dropped");
-    rows.push([String(s.table), s.tableName, s.owner ?? "(no flow)", dropped ? paint(out, "bad", s.says) : s.says]);
+    rows.push([String(s.table), s.tableName, s.owner ?? (s.bridge ? "(underlay)" : "(no flow)"), dropped ? paint(out, "bad", s.says) : s.says]);
   }
   table(out, ["TABLE", "NAME", "FLOW OWNER", "WHAT HAPPENS"], rows);
   out.line();

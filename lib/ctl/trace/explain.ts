@@ -7,6 +7,8 @@ import { cookieOwner, podOnPort, portName, tableName, TABLES, type TraceContext 
 export interface ExplainedStep {
   /** 0 for the first pass, 1.. for each conntrack resume. */
   pass: number;
+  /** Set for a step on another bridge than the pipeline's (the underlay bridge a tunnel packet leaves through). */
+  bridge?: string;
   table: number;
   tableName: string;
   purpose: string;
@@ -133,7 +135,7 @@ function describe(step: TraceStep, s: State, ctx: TraceContext, flow: Record<str
         const pod = podOnPort(ctx, reg(2));
         return `destination is ${owner} (segment ${reg(1)}, port ${reg(2)}${pod ? "" : ", not a known pod port"})`;
       }
-      if (kind === CookieKind.Route) return `destination is in a peer's pod range (${owner}): tunnel to ${s.tunDst ?? "?"} with VNI = source segment ${s.tunId ?? reg(0)}`;
+      if (kind === CookieKind.Route) return `destination is in a peer node's pod range: tunnel to ${s.tunDst ?? "?"} with VNI = source segment ${s.tunId ?? reg(0)}`;
       if (step.priority === Priority.TunnelGuard) return "dropped: tunnel traffic that is not for a local pod (no remote pod uses this node as a router)";
       if (kind === CookieKind.Node && step.priority === Priority.ToNode) return "not a local pod nor a peer's pod range: handed to the node through the gateway";
       return "dropped: not IP";
@@ -168,6 +170,11 @@ export function explainTrace(t: ParsedTrace, ctx: TraceContext): Explanation {
     }
     verdict = undefined;
     for (const step of p.steps) {
+      if (step.bridge && p.bridge && step.bridge !== p.bridge) {
+        const says = `underlay bridge ${step.bridge}: ${[...step.actions, ...step.notes].join(", ") || "drop"}`;
+        steps.push({ pass: i, bridge: step.bridge, table: step.table, tableName: `${step.bridge} table ${step.table}`, purpose: "", actions: step.actions, says });
+        continue;
+      }
       step.actions.forEach((a) => apply(state, a, step.notes));
       const says = describe(step, state, ctx, p.flow);
       const info = TABLES[step.table];

@@ -2,6 +2,8 @@
 
 /** One flow table lookup in a trace: the flow that matched (or none) and what it did. */
 export interface TraceStep {
+  /** The bridge it ran on (a tunnel output continues on the underlay bridge, e.g. br-phy). */
+  bridge?: string;
   /** OpenFlow table number. */
   table: number;
   /** The matched flow's match as OVS prints it ("" for a match-all flow); undefined on "No match". */
@@ -23,7 +25,7 @@ export interface TracePass {
   ctState?: string;
   /** The flow the pass started with ("Flow: ..."), as fields. */
   flow: Record<string, string>;
-  /** The bridge the steps ran on. */
+  /** The bridge the pass started on (the pipeline's). */
   bridge?: string;
   steps: TraceStep[];
   /** "Final flow: ..." as fields (the starting flow when OVS says "unchanged"). */
@@ -99,6 +101,7 @@ export function parseTrace(text: string): ParsedTrace {
   const passes: TracePass[] = [];
   let pass: TracePass | undefined;
   let step: TraceStep | undefined;
+  let bridge: string | undefined;
   const newPass = (): TracePass => ({ flow: {}, steps: [], finalFlow: {}, datapathActions: "" });
   for (const raw of text.split("\n")) {
     const line = raw.replace(/\s+$/, "");
@@ -120,7 +123,9 @@ export function parseTrace(text: string): ParsedTrace {
     if (!pass) continue;
     const br = /^bridge\("([^"]+)"\)/.exec(line);
     if (br) {
-      pass.bridge = br[1]!;
+      bridge = br[1]!;
+      pass.bridge ??= bridge;
+      step = undefined;
       continue;
     }
     if (line.startsWith("Final flow: ")) {
@@ -137,6 +142,7 @@ export function parseTrace(text: string): ParsedTrace {
     const s = STEP_RE.exec(line);
     if (s && !line.startsWith("     ")) {
       step = parseStepHeader(Number(s[1]), s[2]!);
+      if (bridge) step.bridge = bridge;
       pass.steps.push(step);
       continue;
     }
