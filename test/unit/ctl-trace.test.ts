@@ -9,6 +9,7 @@ import { cookieOwner, type PodRef, type TraceContext } from "../../lib/ctl/trace
 import { attachmentId, networkId } from "../../lib/dataplane/names.ts";
 import { globalCookie, NODE_COOKIE, peerCookie, routeCookie, segmentCookie } from "../../lib/dataplane/pipeline.ts";
 import { ipv4 } from "../../lib/ovs/flow.ts";
+import { firstHost, flowSpec, parseTarget } from "../../lib/ctl/trace/flowspec.ts";
 
 const t = suite("ctl trace");
 const fixture = (name: string) => readFileSync(join(import.meta.dirname ?? __dirname, "fixtures", `trace-${name}.txt`), "utf8");
@@ -143,6 +144,18 @@ t("a table with no match (no miss flow) is a drop there", () => {
   const e = explainTrace(parseTrace(text), ctx);
   assert.is(e.verdict.kind, "dropped");
   assert.match(e.summary, "port 9 is not a pod");
+});
+
+t("the trace's flow: protocol first, tcp_dst/udp_dst (ofproto/trace refuses tp_dst for UDP), ICMP echo", () => {
+  const base = { inPort: 3, dlSrc: "0a:00:00:00:00:01", dlDst: "0a:00:00:00:00:02", nwSrc: "10.244.1.2" };
+  assert.is(flowSpec({ ...base, proto: "udp", to: { ip: "10.244.2.2", port: 53 } }), "udp,in_port=3,dl_src=0a:00:00:00:00:01,dl_dst=0a:00:00:00:00:02,nw_src=10.244.1.2,nw_dst=10.244.2.2,udp_dst=53");
+  assert.match(flowSpec({ ...base, proto: "tcp", to: { ip: "10.244.1.3", port: 80 } }), /^tcp,.*,tcp_dst=80$/);
+  assert.match(flowSpec({ ...base, proto: "icmp", to: { ip: "10.244.1.3" } }), /^icmp,.*,icmp_type=8,icmp_code=0$/);
+  assert.equal(parseTarget("10.244.1.3:8080"), { ip: "10.244.1.3", port: 8080 });
+  assert.equal(parseTarget("10.244.1.3"), { ip: "10.244.1.3" });
+  for (const bad of ["10.244.1", "10.244.1.300", "10.244.1.3:0", "10.244.1.3:70000", "web:80"]) assert.throws(() => parseTarget(bad), bad);
+  assert.is(firstHost("10.244.1.0/24"), "10.244.1.1");
+  assert.is(firstHost("10.244.1.77/24"), "10.244.1.1");
 });
 
 t.run();
