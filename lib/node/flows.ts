@@ -4,6 +4,7 @@ import { parseEndpoint } from "../ovs/endpoint.ts";
 import { renderBundle, type Flow, type FlowOp } from "../ovs/flow.ts";
 import { OpenFlowConnection } from "../ovs/openflow-conn.ts";
 import { run, trace } from "../host/exec.ts";
+import { CniError, Code } from "../cni/errors.ts";
 import { settings } from "../settings.ts";
 import type { CookieFilter } from "../dataplane/model.ts";
 
@@ -15,7 +16,7 @@ export const OF_TIMEOUT_MS = 5000;
  * over it, or through one `ovs-ofctl bundle` when settings.ofctl (OVSPLANE_OFCTL=1, for debugging).
  */
 export async function withSwitch<T>(ofSocket: string, fn: (sw: Switch) => Promise<T>): Promise<T> {
-  const conn = await OpenFlowConnection.connect(ofSocket, { timeoutMs: OF_TIMEOUT_MS });
+  const conn = await connectWaiting(ofSocket, OF_TIMEOUT_MS);
   try {
     return await fn(new Switch(ofSocket, conn));
   } finally {
@@ -56,6 +57,33 @@ export async function applyFlows(ofSocket: string, ops: readonly FlowOp[]): Prom
 /** Flows whose cookie matches any of the filters, over a connection of its own. */
 export function readFlows(ofSocket: string, filters: readonly CookieFilter[]): Promise<Flow[]> {
   return withSwitch(ofSocket, (sw) => sw.read(filters));
+}
+
+/**
+ * Connects to the bridge's OpenFlow endpoint, waiting (up to timeoutMs) while it is not there yet: a
+ * bridge just created in OVSDB gets its management socket only once ovs-vswitchd has opened it, and a
+ * burst of ADDs on a fresh node must wait for that, not fail.
+ */
+async function connectWaiting(ofSocket: string, timeoutMs: number): Promise<OpenFlowConnection> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await OpenFlowConnection.connect(ofSocket, { timeoutMs: Math.max(100, deadline - Date.now()) });
+    } catch (e) {
+      if (Date.now() >= deadline || !(e instanceof CniError && e.code === Code.TryAgainLater)) throw e;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+}
+
+/** True once something (ovs-vswitchd) accepts connections on the OpenFlow endpoint, polling up to timeoutMs. */
+export async function waitForSwitch(ofSocket: string, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await ofSocketAlive(ofSocket, Math.max(50, deadline - Date.now()))) return true;
+    if (Date.now() >= deadline) return false;
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
 
 /** True when something (ovs-vswitchd) accepts connections on the OpenFlow endpoint within the timeout. */

@@ -3,7 +3,7 @@ import { alreadyExists, CniError, Code, invalidConfig, invalidEnv, messageOf, st
 import { run, trace } from "../host/exec.ts";
 import { ipBatch, linkExistsHere, netnsExists, ownNetnsPath } from "../host/netns.ts";
 import { connect, type OvsdbClient } from "../ovs/ovsdb.ts";
-import { applyFlows, ofSocketAlive, withSwitch } from "../node/flows.ts";
+import { applyFlows, waitForSwitch, withSwitch } from "../node/flows.ts";
 import { EXACT_MASK, podCookie } from "../dataplane/pipeline.ts";
 import type { CniRequest, Result } from "../cni/types.ts";
 import { parseConfig, segmentOf } from "./config.ts";
@@ -40,7 +40,7 @@ export async function add(req: CniRequest): Promise<Result> {
   try {
     const found = await preflight(client, hostName, cfg.bridge);
     if (found.port) throw alreadyExists(`OVS port ${hostName} of container ${req.containerID}/${req.ifname}`);
-    if (found.bridge && !(await ofSocketAlive(cfg.ofSocket, OVS_TIMEOUT_MS))) {
+    if (found.bridge && !(await waitForSwitch(cfg.ofSocket, OVS_TIMEOUT_MS))) {
       throw tryAgainLater("ovs-vswitchd", `bridge ${cfg.bridge} does not answer on ${cfg.ofSocket}`);
     }
     at("IPAM");
