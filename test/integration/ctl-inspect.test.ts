@@ -175,6 +175,7 @@ t("pods and status show a pod whose flows were deleted and whose lease was remov
   assert.ok(row.problems.some((x: string) => /no lease/.test(x)));
   const human = await ctl("pods");
   assert.match(human.stdout, /default\/broken-1 .* MISSING 0\/\d+\s+MISSING/);
+  if (process.env.CTL_SHOW) for (const c of ["pods", "status"]) console.log(`$ ovsplanectl ${c}\n${(await ctl(c)).stdout}`);
 }));
 
 t("status: not healthy (exit 1) while ovs-vswitchd is stopped", scoped(async (s) => {
