@@ -1,6 +1,8 @@
 // ovsplanectl (yargs): one command module per subcommand under lib/ctl/commands/.
 import { idleCommand } from "./commands/idle.ts";
 import { flowsCommand } from "./commands/flows.ts";
+import { doctorCommand } from "./commands/doctor.ts";
+import { gcCommand } from "./commands/gc.ts";
 import { installCommand } from "./commands/install.ts";
 import { leasesCommand } from "./commands/leases.ts";
 import { logCommand } from "./commands/log.ts";
@@ -21,6 +23,8 @@ export async function main(argv: string[]): Promise<void> {
     .command(versionCommand)
     .command(idleCommand)
     .command(logCommand)
+    .command(doctorCommand)
+    .command(gcCommand)
     .command(statusCommand)
     .command(podsCommand)
     .command(leasesCommand)
