@@ -103,11 +103,11 @@ function readText(path: string): string | undefined {
 export function printFindings(out: Out, findings: readonly Finding[]): void {
   const v = (f: Finding) => paint(out, f.verdict === Verdict.Ok ? "ok" : f.verdict === Verdict.Warn ? "warn" : "bad", f.verdict.toUpperCase());
   table(out, ["VERDICT", "CHECK", "DETAIL"], findings.map((f) => [v(f), f.check, f.detail]));
-  const fixes = findings.filter((f) => f.fix);
+  const fixes = [...new Set(findings.filter((f) => f.fix).map((f) => `  ${f.check}: ${f.fix}`))];
   if (fixes.length) {
     out.line();
     out.line("fixes:");
-    for (const f of fixes) out.line(`  ${f.check}: ${f.fix}`);
+    fixes.forEach((l) => out.line(l));
   }
   out.line();
   out.line(healthy(findings) ? paint(out, "ok", "healthy") : paint(out, "bad", `${findings.filter((f) => f.verdict === Verdict.Fail).length} problem(s)`));
