@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 
 PKGS=(openvswitch-switch iperf3 python3 iproute2 iputils-ping ethtool util-linux procps coreutils netcat-openbsd time
-  containernetworking-plugins iptables golang-go golang-github-appc-cni-dev make ca-certificates git podman runc busybox-static)
+  containernetworking-plugins iptables golang-go golang-github-appc-cni-dev make ca-certificates git podman runc busybox-static openssl)
 
 if [[ $(id -u) -ne 0 ]]; then
   echo "setup: run as root (network namespaces, OVS daemons, apt-get)" >&2
@@ -18,6 +18,9 @@ missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# kubectl (the fake API server's second client in tests): Debian's kubernetes-client only when none is installed,
+# since it clashes with a kubectl that came from elsewhere (e.g. the Google Cloud SDK).
+command -v kubectl >/dev/null || missing+=(kubernetes-client)
 if ((${#missing[@]})); then
   echo "== apt-get install ${missing[*]}"
   # Keep Debian's OVS service from starting during the install: nothing relies on it.
