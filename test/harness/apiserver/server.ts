@@ -254,12 +254,17 @@ export class ApiServer {
     const min = this.opts.minRequestTimeoutSeconds ?? 1800;
     const timeoutMs = asked > 0 ? asked * 1000 : min * 1000 * (1 + Math.random());
     this.record(req, 200);
-    const w = serveWatch(this.store, res, {
+    let w: ActiveWatch | undefined;
+    let over = false;
+    w = serveWatch(this.store, res, {
       resource: t.resource, ...(t.namespace !== undefined ? { namespace: t.namespace } : {}), selector,
       resourceVersion: q.get("resourceVersion") ?? undefined, bookmarks: q.get("allowWatchBookmarks") === "true",
       sendInitialEvents: q.get("sendInitialEvents") === "true", timeoutMs, bookmarkIntervalMs: this.opts.bookmarkIntervalMs ?? 1000,
-    }, () => this.watches.delete(w));
-    this.watches.add(w);
+    }, () => {
+      over = true; // may run inside serveWatch (a 410 ends the stream at once), before w is assigned
+      if (w) this.watches.delete(w);
+    });
+    if (!over) this.watches.add(w);
   }
 }
 
