@@ -51,7 +51,15 @@ interface Target {
 
 const JSON_TYPE = { "Content-Type": "application/json", "Cache-Control": "no-cache, private" } as const;
 
-/** A kube-apiserver stand-in over HTTPS; see README of the harness in the file's TSDoc for what it matches. */
+/**
+ * A kube-apiserver stand-in over HTTPS (HTTP/1.1, JSON only). Matched: discovery, NodeList-style lists whose items lack
+ * kind, objects with kind in get and watch, Status bodies, watch semantics (see serveWatch), field/label selectors,
+ * resourceVersion preconditions, status subresources. Approximated: `limit`/`continue` ignored (whole lists), list
+ * `resourceVersion` ignored (always current), strategic merge patch treated as a JSON merge patch, no server-side
+ * apply, `dryRun` ignored, no Table output (kubectl falls back to NAME/AGE), deletes immediate (no graceful
+ * termination, namespaces take their objects at once), no admission (pods in absent namespaces accepted), no defaults
+ * beyond namespaces' name label, finalizer and phase, no managedFields.
+ */
 export class ApiServer {
   /** The objects; tests may read it, writes should go through upsert/remove. */
   readonly store: Store;
