@@ -186,7 +186,7 @@ t("client-node: after an outage with compaction the informer relists (410) and c
   await inf.start();
   s.defer(() => { stopped = true; return inf.stop(); });
   await waitFor(() => seen.length >= 2, "the initial list");
-  const oldRv = inf.latestResourceVersion();
+  const oldRv = (inf as unknown as ListWatch<V1Node>).latestResourceVersion(); // makeInformer returns a ListWatch
   await srv.stop();
   s.defer(() => srv.start());
   await waitFor(() => errors > 0, "an error from the cut watch");
