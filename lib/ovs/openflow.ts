@@ -1,7 +1,8 @@
 // OpenFlow 1.4 messages we send and read: header, hello, flow mods, bundles, flow stats, errors (openflow-conn.ts talks).
 import { messageOf } from "../cni/errors.ts";
 import { hex, renderFlow, type Flow, type FlowOp, type FlowStats } from "./flow.ts";
-import { decodeInstructions, decodeMatch, encodeInstructions, encodeMatch, NX_VENDOR_ID } from "./oxm.ts";
+import { encodeInstructions, encodeMatch, NX_VENDOR_ID } from "./oxm.ts";
+import { decodeInstructions, decodeMatch } from "./oxm-decode.ts";
 
 /** OpenFlow 1.4's wire version. */
 export const OFP14_VERSION = 0x05;

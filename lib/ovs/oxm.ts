@@ -1,5 +1,5 @@
-// Typed matches and actions (lib/ovs/flow.ts) to OpenFlow 1.4 OXM/NXM bytes and back, byte for byte as ovs-ofctl writes them.
-import { FIELDS, FIELD_ORDER, fullMask, IN_PORT, type Action, type FieldName, type Match, type MatchValue, type Slice } from "./flow.ts";
+// Typed matches and actions (lib/ovs/flow.ts) to OpenFlow 1.4 OXM/NXM bytes, byte for byte as ovs-ofctl writes them (oxm-decode.ts reads them back).
+import { FIELDS, FIELD_ORDER, fullMask, type Action, type FieldName, type Match, type MatchValue, type Slice } from "./flow.ts";
 
 /** Nicira's experimenter id (NX_VENDOR_ID). */
 export const NX_VENDOR_ID = 0x00002320;
@@ -8,11 +8,11 @@ export const NX_VENDOR_ID = 0x00002320;
 export const NXAST = { RegMove: 6, RegLoad: 7, OutputReg: 15, OutputReg2: 32, RegLoad2: 33, Ct: 35 } as const;
 
 /** NXAST_CT: the commit flag, and the recirculation table meaning "none". */
-const NX_CT_F_COMMIT = 1;
-const NX_CT_RECIRC_NONE = 255;
+export const NX_CT_F_COMMIT = 1;
+export const NX_CT_RECIRC_NONE = 255;
 /** OpenFlow 1.4 action and instruction types we write or read. */
-const OFPAT = { Output: 0, SetField: 25, Experimenter: 0xffff } as const;
-const OFPIT = { GotoTable: 1, ApplyActions: 4 } as const;
+export const OFPAT = { Output: 0, SetField: 25, Experimenter: 0xffff } as const;
+export const OFPIT = { GotoTable: 1, ApplyActions: 4 } as const;
 
 /** An OXM/NXM header: class (16 bits), field (7), has-mask (1), payload length (8). */
 function header(cls: number, field: number, bytes: number, hasMask = false): number {
@@ -45,14 +45,14 @@ const oxmHeader = (n: FieldName, hasMask = false) => header(FIELDS[n].oxmClass, 
 const sliceHeader = (n: FieldName) => (NXM[n] ? header(NXM[n]![0], NXM[n]![1], FIELDS[n].bytes) : oxmHeader(n));
 
 /** Field of an OXM or NXM class and field number (both spellings decode; widths must agree). */
-const BY_ID = new Map<number, FieldName>();
+export const BY_ID = new Map<number, FieldName>();
 for (const n of FIELD_ORDER) {
   BY_ID.set((FIELDS[n].oxmClass << 7) | FIELDS[n].oxmField, n);
   const x = NXM[n];
   if (x) BY_ID.set((x[0] << 7) | x[1], n);
 }
 
-const isReg = (n: FieldName) => /^reg\d+$/.test(n);
+export const isReg = (n: FieldName) => /^reg\d+$/.test(n);
 
 // ---- bytes -------------------------------------------------------------------------------------------
 
@@ -64,7 +64,7 @@ function be(n: bigint, bytes: number): Buffer {
 }
 
 /** A big-endian unsigned integer of the whole buffer. */
-function unbe(b: Buffer): bigint {
+export function unbe(b: Buffer): bigint {
   return b.length ? BigInt(`0x${b.toString("hex")}`) : 0n;
 }
 
@@ -127,7 +127,7 @@ export function encodeMatch(match: Match): Buffer {
 }
 
 /** `ofs_nbits` of a slice (offset << 6 | nbits - 1), checked against its field. */
-function ofsNbits(s: Slice, what: string): number {
+export function ofsNbits(s: Slice, what: string): number {
   const width = FIELDS[fieldOf(s.field, what)].bytes * 8;
   if (!Number.isInteger(s.ofs) || !Number.isInteger(s.nbits) || s.ofs < 0 || s.nbits < 1 || s.ofs + s.nbits > width) {
     throw new Error(`${what}: bits ${s.ofs}..${s.ofs + s.nbits - 1} outside ${s.field} (${width} bits)`);
@@ -194,160 +194,4 @@ export function encodeInstructions(actions: readonly Action[]): Buffer {
   if (apply.length === 0) return Buffer.concat(out);
   const body = Buffer.concat(apply);
   return Buffer.concat([u16(OFPIT.ApplyActions), u16(8 + body.length), Buffer.alloc(4), body, ...out]);
-}
-
-// ---- decoding ----------------------------------------------------------------------------------------
-
-/** One OXM/NXM TLV at `off`: its field, value, mask (undefined when absent) and total length. */
-function readTlv(buf: Buffer, off: number, what: string): { field: FieldName; value: bigint; mask?: bigint; length: number } {
-  if (off + 4 > buf.length) throw new Error(`${what}: truncated OXM header`);
-  const h = buf.readUInt32BE(off);
-  const [cls, fld, hasMask, len] = [h >>> 16, (h >>> 9) & 0x7f, (h >>> 8) & 1, h & 0xff];
-  const field = BY_ID.get((cls << 7) | fld);
-  const name = `OXM 0x${h.toString(16).padStart(8, "0")}`;
-  if (!field) throw new Error(`${what}: unsupported field ${name}`);
-  const bytes = FIELDS[field].bytes;
-  if (len !== (hasMask ? 2 * bytes : bytes)) throw new Error(`${what}: ${name} (${field}) has length ${len}, expected ${bytes} bytes${hasMask ? " twice" : ""}`);
-  if (off + 4 + len > buf.length) throw new Error(`${what}: truncated ${name}`);
-  const value = unbe(buf.subarray(off + 4, off + 4 + bytes));
-  if (!hasMask) return { field, value, length: 4 + len };
-  return { field, value, mask: unbe(buf.subarray(off + 4 + bytes, off + 4 + len)), length: 4 + len };
-}
-
-/**
- * Decodes an OXM `ofp_match` at the start of `buf`; `length` includes its padding. Values come back
- * canonical, as flow.ts builds them: a full mask is dropped, a value is cut to its mask, a zero-mask
- * field is left out; keys in FIELD_ORDER. Throws on a non-OXM match or a field outside FIELDS.
- */
-export function decodeMatch(buf: Buffer): { match: Match; length: number } {
-  if (buf.length < 4 || buf.readUInt16BE(0) !== 1) throw new Error("match: not an OXM match (type 1)");
-  const len = buf.readUInt16BE(2);
-  if (len < 4 || len > buf.length) throw new Error(`match: bad length ${len}`);
-  const got = new Map<FieldName, MatchValue>();
-  for (let off = 4; off < len; ) {
-    const t = readTlv(buf.subarray(0, len), off, "match");
-    off += t.length;
-    if (got.has(t.field)) throw new Error(`match: ${t.field} given twice`);
-    const full = fullMask(t.field);
-    const mask = t.mask ?? full;
-    if (mask === 0n) continue;
-    got.set(t.field, mask === full ? { value: t.value } : { value: t.value & mask, mask });
-  }
-  const match: { [K in FieldName]?: MatchValue } = {};
-  for (const n of FIELD_ORDER) if (got.has(n)) match[n] = got.get(n)!;
-  return { match, length: len + ((8 - (len % 8)) % 8) };
-}
-
-/** A slice from an NXM/OXM header and ofs_nbits; whole fields come back as flow.ts's slice(field). */
-function readSlice(buf: Buffer, off: number, ofs: number, nbits: number, what: string): Slice {
-  const h = buf.readUInt32BE(off);
-  const field = BY_ID.get(((h >>> 16) << 7) | ((h >>> 9) & 0x7f));
-  if (!field || (h & 0xff) !== FIELDS[field].bytes) throw new Error(`${what}: unsupported field OXM 0x${h.toString(16).padStart(8, "0")}`);
-  const s = { field, ofs, nbits };
-  ofsNbits(s, what);
-  return s;
-}
-
-/** Bits of a contiguous mask of a field as a slice, or undefined when the mask has holes. */
-function maskSlice(field: FieldName, mask: bigint): Slice | undefined {
-  let ofs = 0;
-  while (ofs < 64 && ((mask >> BigInt(ofs)) & 1n) === 0n) ofs++;
-  const run = (mask >> BigInt(ofs)).toString(2);
-  return /^1+$/.test(run) ? { field, ofs, nbits: run.length } : undefined;
-}
-
-/**
- * A write of `value` under `mask` to a field, as flow.ts's constructors build it: a whole register is
- * `load` (act.loadReg), a whole other field `set_field` (act.setMac/setIPv4/setInt), part of any
- * field a `load` of that slice with the value shifted down.
- */
-function write(field: FieldName, value: bigint, mask: bigint | undefined, what: string): Action {
-  const full = fullMask(field);
-  const m = mask ?? full;
-  if (m === full) return isReg(field) ? { type: "load", dst: { field, ofs: 0, nbits: FIELDS[field].bytes * 8 }, value } : { type: "set_field", field, value };
-  const s = maskSlice(field, m);
-  if (!s) throw new Error(`${what}: ${field} written under a non-contiguous mask 0x${m.toString(16)}`);
-  return { type: "load", dst: s, value: (value & m) >> BigInt(s.ofs) };
-}
-
-/** One action at `off` (its length in the header). */
-function decodeAction(buf: Buffer, off: number): Action {
-  const type = buf.readUInt16BE(off);
-  const a = buf.subarray(off, off + buf.readUInt16BE(off + 2));
-  if (type === OFPAT.Output) {
-    const port = a.readUInt32BE(4);
-    return { type: "output", port: port === IN_PORT ? IN_PORT : port };
-  }
-  if (type === OFPAT.SetField) {
-    const t = readTlv(a, 4, "set_field");
-    return write(t.field, t.value, t.mask, "set_field");
-  }
-  if (type !== OFPAT.Experimenter || a.length < 10 || a.readUInt32BE(4) !== NX_VENDOR_ID) throw new Error(`unsupported action type ${type}`);
-  const sub = a.readUInt16BE(8);
-  const on = () => [a.readUInt16BE(10) >> 6, (a.readUInt16BE(10) & 0x3f) + 1] as const;
-  switch (sub) {
-    case NXAST.RegMove: {
-      const [nbits, srcOfs, dstOfs] = [a.readUInt16BE(10), a.readUInt16BE(12), a.readUInt16BE(14)];
-      return { type: "move", src: readSlice(a, 16, srcOfs, nbits, "move"), dst: readSlice(a, 20, dstOfs, nbits, "move") };
-    }
-    case NXAST.RegLoad: {
-      const dst = readSlice(a, 12, ...on(), "load");
-      return { type: "load", dst, value: a.readBigUInt64BE(16) };
-    }
-    case NXAST.RegLoad2: {
-      const t = readTlv(a, 10, "load");
-      return write(t.field, t.value, t.mask, "load");
-    }
-    case NXAST.OutputReg:
-      return { type: "output_reg", src: readSlice(a, 12, ...on(), "output_reg") };
-    case NXAST.OutputReg2:
-      return { type: "output_reg", src: readSlice(a, 14, ...on(), "output_reg") };
-    case NXAST.Ct: {
-      if (a.readUInt32BE(12) !== 0) throw new Error("ct with a zone from a field is not in our vocabulary");
-      const exec: Action[] = [];
-      for (let n = 24; n + 4 <= a.length; n += a.readUInt16BE(n + 2)) {
-        if (a.readUInt16BE(n + 2) < 8) throw new Error(`ct: nested action with bad length ${a.readUInt16BE(n + 2)}`);
-        exec.push(decodeAction(a, n));
-      }
-      const table = a[18]!;
-      return {
-        type: "ct",
-        commit: (a.readUInt16BE(10) & NX_CT_F_COMMIT) !== 0,
-        zone: a.readUInt16BE(16),
-        ...(table === NX_CT_RECIRC_NONE ? {} : { table }),
-        ...(exec.length ? { exec } : {}),
-      };
-    }
-    default:
-      throw new Error(`unsupported Nicira action subtype ${sub}`);
-  }
-}
-
-/**
- * Decodes OpenFlow 1.4 instructions (the rest of a flow stats entry) into flow.ts actions: the actions of
- * APPLY_ACTIONS (NXAST_CT with its nested exec actions), then goto_table; none is drop. NXAST_REG_LOAD is
- * always `load` (what we send for it); OFPAT_SET_FIELD and NXAST_REG_LOAD2 come back in the constructors'
- * form (see write()): a whole register `load`, a whole other field `set_field`, part of a field a `load` of
- * that slice; NXAST_OUTPUT_REG2 is `output_reg`; NXM and OXM headers both name a field; output to
- * 0xfffffff8 is IN_PORT. OVS 3.1 answers a flow dump in the very encoding it was sent (it keeps each
- * action's wire form), so these other forms come only from flows another client wrote. Throws on anything else.
- */
-export function decodeInstructions(buf: Buffer): Action[] {
-  const actions: Action[] = [];
-  let goto: Action | undefined;
-  for (let off = 0; off + 4 <= buf.length; ) {
-    const [type, len] = [buf.readUInt16BE(off), buf.readUInt16BE(off + 2)];
-    if (len < 8 || off + len > buf.length) throw new Error(`instruction type ${type}: bad length ${len}`);
-    if (type === OFPIT.GotoTable) goto = { type: "goto_table", table: buf[off + 4]! };
-    else if (type === OFPIT.ApplyActions) {
-      for (let a = off + 8; a + 4 <= off + len; ) {
-        const alen = buf.readUInt16BE(a + 2);
-        if (alen < 8 || a + alen > off + len) throw new Error(`action type ${buf.readUInt16BE(a)}: bad length ${alen}`);
-        actions.push(decodeAction(buf.subarray(0, off + len), a));
-        a += alen;
-      }
-    } else throw new Error(`unsupported instruction type ${type}`);
-    off += len;
-  }
-  return goto ? [...actions, goto] : actions;
 }

@@ -2,7 +2,8 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { act, exact, FIELD_ORDER, IN_PORT, on, slice, type Action, type Match } from "../../lib/ovs/flow.ts";
-import { decodeInstructions, decodeMatch, encodeInstructions, encodeMatch } from "../../lib/ovs/oxm.ts";
+import { encodeInstructions, encodeMatch } from "../../lib/ovs/oxm.ts";
+import { decodeInstructions, decodeMatch } from "../../lib/ovs/oxm-decode.ts";
 import { EXTRA_FLOWS, GOLDEN_FLOWS } from "./openflow-fixtures.ts";
 
 const hex = (h: string) => Buffer.from(h.replace(/\s/g, ""), "hex");
