@@ -1,5 +1,5 @@
 // The node model and the node-wide flows it implies; differences between flows read back and flows wanted.
-import { flowKey, formatValue, renderFlow, type Flow, type FlowOp } from "../ovs/flow.ts";
+import { flowKey, formatValue, renderActions, type Flow, type FlowOp } from "../ovs/flow.ts";
 import { gatewayFlows, globalFlows, nodeFlows, peerFlows, routeFlows, type NodePorts, type PeerFlowSpec } from "./builders.ts";
 import { CookieKind, EXACT_MASK, KIND_MASK, NETWORK_KIND_MASK, NODE_COOKIE, cookie, gatewayCookie, parseCookie } from "./pipeline.ts";
 import { networkId } from "./names.ts";
@@ -102,14 +102,13 @@ export function networkDesired(m: NodeModel, network: string, current: readonly 
  * not wanted is deleted exactly. Nothing is written for flows that are already right.
  */
 export function diffFlows(current: readonly Flow[], desired: readonly Flow[]): FlowOp[] {
-  const have = new Map(current.map((f) => [flowKey(f), f]));
-  const want = new Map(desired.map((f) => [flowKey(f), f]));
+  // Each flow rendered once: its identity (table, priority, match) and its content (cookie, actions).
+  const index = (flows: readonly Flow[]) => new Map(flows.map((f) => [flowKey(f), { f, content: `${f.cookie} ${renderActions(f.actions)}` }]));
+  const have = index(current);
+  const want = index(desired);
   const ops: FlowOp[] = [];
-  for (const [k, f] of want) {
-    const h = have.get(k);
-    if (!h || h.cookie !== f.cookie || renderFlow(h) !== renderFlow(f)) ops.push({ op: "add", flow: f });
-  }
-  for (const [k, f] of have) if (!want.has(k)) ops.push({ op: "delete_strict", flow: f });
+  for (const [k, w] of want) if (have.get(k)?.content !== w.content) ops.push({ op: "add", flow: w.f });
+  for (const [k, h] of have) if (!want.has(k)) ops.push({ op: "delete_strict", flow: h.f });
   return ops;
 }
 
