@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { podFlows } from "../../lib/dataplane/builders.ts";
-import { createPod, runPlugin, REPO_ROOT, type PluginResult, type SimNode, type SimPod } from "../harness/testbed.ts";
+import { connectNodes, createNode, createPod, runPlugin, REPO_ROOT, type PluginResult, type SimNode, type SimPod } from "../harness/testbed.ts";
 
 /** The shipped executables (built by `make build`). */
 export const BIN_DIR = join(REPO_ROOT, "dist/bin");
@@ -47,6 +47,16 @@ export function netConf(node: SimNode, o: ConfOptions): Record<string, unknown> 
     logFile: join(o.dataDir, "cni.log"),
     ...o.extra,
   };
+}
+
+/** Nodes a (198.18.0.1, pods 10.244.1.0/24) and b (198.18.0.2, pods 10.244.2.0/24) on the underlay, each the other's static peer. */
+export async function twoNodes(dataDirs: readonly [string, string]): Promise<{ A: SimNode; B: SimNode; confA: Record<string, unknown>; confB: Record<string, unknown> }> {
+  const A = await createNode({ name: "a", underlayIP: "198.18.0.1" });
+  const B = await createNode({ name: "b", underlayIP: "198.18.0.2" });
+  await connectNodes(A, B);
+  const confA = netConf(A, { podCIDR: "10.244.1.0/24", peers: [{ nodeIP: "198.18.0.2", podCIDR: "10.244.2.0/24" }], dataDir: dataDirs[0] });
+  const confB = netConf(B, { podCIDR: "10.244.2.0/24", peers: [{ nodeIP: "198.18.0.1", podCIDR: "10.244.1.0/24" }], dataDir: dataDirs[1] });
+  return { A, B, confA, confB };
 }
 
 /** A temporary IPAM data dir; remove with rmTemp. */

@@ -3,8 +3,8 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { createNode, connectNodes, teardownAll, type SimNode } from "../harness/testbed.ts";
-import { addPod, BIN_DIR, netConf, rmTemp, tempDir, type AttachedPod } from "./common.ts";
+import { teardownAll, type SimNode } from "../harness/testbed.ts";
+import { addPod, BIN_DIR, rmTemp, tempDir, twoNodes, type AttachedPod } from "./common.ts";
 
 const CTL = join(BIN_DIR, "ovsplanectl");
 const t = suite("ovsplanectl trace");
@@ -41,11 +41,8 @@ t.before(async () => {
   const ipamA = tempDir();
   const ipamB = tempDir();
   dirs.push(ipamA, ipamB);
-  A = await createNode({ name: "a", underlayIP: "198.18.0.1" });
-  B = await createNode({ name: "b", underlayIP: "198.18.0.2" });
-  await connectNodes(A, B);
-  const confA = netConf(A, { podCIDR: "10.244.1.0/24", peers: [{ nodeIP: "198.18.0.2", podCIDR: "10.244.2.0/24" }], dataDir: ipamA });
-  const confB = netConf(B, { podCIDR: "10.244.2.0/24", peers: [{ nodeIP: "198.18.0.1", podCIDR: "10.244.1.0/24" }], dataDir: ipamB });
+  let confA: Record<string, unknown>, confB: Record<string, unknown>;
+  ({ A, B, confA, confB } = await twoNodes([ipamA, ipamB]));
   confDirA = confDir(confA);
   confDir(confB);
   pods.a1 = await addPod(A, confA, "a1", 100);

@@ -3,9 +3,9 @@ import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { createNode, connectNodes, runPlugin, teardownAll, type SimNode } from "../harness/testbed.ts";
+import { runPlugin, teardownAll, type SimNode } from "../harness/testbed.ts";
 import { scoped } from "../harness/fixtures.ts";
-import { addPod, CNI_PATH, delPod, netConf, OVSPLANE, POD_FLOWS, podFlowLines, rmTemp, tempDir, type AttachedPod } from "./common.ts";
+import { addPod, CNI_PATH, delPod, OVSPLANE, POD_FLOWS, podFlowLines, rmTemp, tempDir, twoNodes, type AttachedPod } from "./common.ts";
 
 const t = suite("two nodes, two segments");
 let A: SimNode, B: SimNode;
@@ -17,11 +17,7 @@ const pods: Record<string, AttachedPod> = {};
 t.before(async () => {
   dirA = tempDir();
   dirB = tempDir();
-  A = await createNode({ name: "a", underlayIP: "198.18.0.1" });
-  B = await createNode({ name: "b", underlayIP: "198.18.0.2" });
-  await connectNodes(A, B);
-  confA = netConf(A, { podCIDR: "10.244.1.0/24", peers: [{ nodeIP: "198.18.0.2", podCIDR: "10.244.2.0/24" }], dataDir: dirA });
-  confB = netConf(B, { podCIDR: "10.244.2.0/24", peers: [{ nodeIP: "198.18.0.1", podCIDR: "10.244.1.0/24" }], dataDir: dirB });
+  ({ A, B, confA, confB } = await twoNodes([dirA, dirB]));
   pods.a1 = await addPod(A, confA, "a1", 100);
   pods.a2 = await addPod(A, confA, "a2", 100);
   pods.a3 = await addPod(A, confA, "a3", 200);
