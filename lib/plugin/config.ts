@@ -33,6 +33,14 @@ export interface OvsplaneConfig {
   clusterCIDRs?: string[];
   /** The CNI call log's path as configured (one JSON line per call): absent = DEFAULTS.logFile, `""` = no log. */
   logFile?: string;
+  /** Agent mode (present only then): ovsplane-agent owns node-wide state and reports namespaces' segments in stateDir. */
+  agent?: AgentConfig;
+}
+
+/** The `agent` field: where ovsplane-agent keeps the state the plugin reads (segments.json). */
+export interface AgentConfig {
+  /** Absolute path of the agent's state directory. */
+  stateDir: string;
 }
 
 /** Defaults of the configuration reference. */
@@ -148,6 +156,14 @@ function parseClusterOptions(conf: NetConf): Pick<OvsplaneConfig, "globalSegment
   return out;
 }
 
+/** The `agent` object: `{ "stateDir": "<absolute path>" }` (code 7 otherwise). */
+function parseAgent(v: unknown): AgentConfig {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) throw invalidConfig("agent", v, 'must be an object {"stateDir": "<absolute path>"}');
+  const dir = (v as Record<string, unknown>).stateDir;
+  if (typeof dir !== "string" || !dir.startsWith("/")) throw invalidConfig("agent.stateDir", dir, "must be an absolute path");
+  return { stateDir: dir };
+}
+
 /** The cluster's pod ranges: clusterCIDR when given, else this node's ranges and its peers'. */
 export function clusterRanges(cfg: OvsplaneConfig): string[] {
   return cfg.clusterCIDRs ?? [...cfg.podCIDRs, ...cfg.peers.map((p) => p.podCIDR)];
@@ -216,6 +232,7 @@ export function parseConfig(conf: NetConf): OvsplaneConfig {
   if (conf.logFile !== undefined) out.logFile = conf.logFile as string;
   if (t.localIP !== undefined) out.tunnel.localIP = t.localIP as string;
   if (conf.mtu !== undefined) out.mtu = conf.mtu as number;
+  if (conf.agent !== undefined) out.agent = parseAgent(conf.agent);
   return out;
 }
 
