@@ -17,6 +17,8 @@ import { applyHostState, isApplied } from "../node/host.ts";
 import { calls } from "./calllog.ts";
 import { underlay } from "../host/underlay.ts";
 import { OVS_TIMEOUT_MS, withLock } from "../node/lock.ts";
+import { agentSegmentOf } from "./segments.ts";
+import { podFlows, segmentFlows } from "../dataplane/builders.ts";
 
 type Undo = { what: string; fn: () => Promise<unknown> };
 
@@ -24,7 +26,8 @@ type Undo = { what: string; fn: () => Promise<unknown> };
 export async function add(req: CniRequest): Promise<Result> {
   calls.step("checking OVS");
   const cfg = parseConfig(req.conf);
-  const segment = segmentOf(req, cfg);
+  // Agent mode: the namespace's segment as the agent reported it (code 11 before any side effect when not yet).
+  const segment = cfg.agent ? agentSegmentOf(req, cfg, cfg.agent) : segmentOf(req, cfg);
   const hostName = hostVethName(req.containerID, req.ifname);
   const requestedMac = (req.conf.runtimeConfig as { mac?: unknown } | undefined)?.mac;
   if (requestedMac !== undefined && !isMac(requestedMac)) throw invalidConfig("runtimeConfig.mac", requestedMac, "not a MAC address");
@@ -76,27 +79,34 @@ export async function add(req: CniRequest): Promise<Result> {
     });
     undo.push({ what: "OVS port", fn: () => removePortByName(client, hostName) });
     const ofports = await ensureNode(client, node, { name: hostName, externalIds: tags }, OVS_TIMEOUT_MS);
-    at("programming flows and the node's host state");
+    at(cfg.agent ? "programming flows" : "programming flows and the node's host state");
     undo.push({ what: "flows", fn: () => applyFlows(cfg.ofSocket, [{ op: "delete", cookie: podCookie(podId), mask: EXACT_MASK }]) });
-    // Static mode: this network's node-wide flows are read back and only their differences written,
-    // in the same bundle as the pod's segment flow and its own flows; its host state (gateway address,
-    // routes, masquerade, raw guard) is rewritten only when its fingerprint changed.
     const model = staticModel(cfg, node, ofports, addr.gatewayIP);
     const pod = { id: podId, port: ofports.pod!, ip: addr.ipv4, mac, segment };
-    const host = hostSpec(cfg, addr);
     const hostUp = () => ipBatch([`link set ${hostName} up`]);
-    // With the raw guard in place the pod's veth may come up at once; else only after the guard is applied.
-    const early = isApplied(host, found.bridgeIds) ? hostUp() : undefined;
-    await Promise.all([
-      early,
-      withLock(client, cfg.bridge, () =>
-        Promise.all([
-          withSwitch(cfg.ofSocket, async (sw) => sw.apply(addFlowOps({ cfg, model, current: await sw.read(networkScope(cfg.name)), pod }))),
-          bridgeIds(client, cfg.bridge).then((ids) => (isApplied(host, ids) ? undefined : applyHostState(client, cfg.bridge, host))),
-        ]),
-      ),
-    ]);
-    if (!early) await hostUp();
+    if (cfg.agent) {
+      // Agent mode: node-wide flows and host state are the agent's; one bundle writes the pod's segment
+      // flow and its own flows, nothing is read back, and the veth comes up at once (the raw guard is the agent's).
+      const ops = [...segmentFlows(segment), ...podFlows(pod, model.ports)].map((flow) => ({ op: "add" as const, flow }));
+      await Promise.all([hostUp(), withLock(client, cfg.bridge, () => withSwitch(cfg.ofSocket, (sw) => sw.apply(ops)))]);
+    } else {
+      // Static mode: this network's node-wide flows are read back and only their differences written,
+      // in the same bundle as the pod's segment flow and its own flows; its host state (gateway address,
+      // routes, masquerade, raw guard) is rewritten only when its fingerprint changed.
+      const host = hostSpec(cfg, addr);
+      // With the raw guard in place the pod's veth may come up at once; else only after the guard is applied.
+      const early = isApplied(host, found.bridgeIds) ? hostUp() : undefined;
+      await Promise.all([
+        early,
+        withLock(client, cfg.bridge, () =>
+          Promise.all([
+            withSwitch(cfg.ofSocket, async (sw) => sw.apply(addFlowOps({ cfg, model, current: await sw.read(networkScope(cfg.name)), pod }))),
+            bridgeIds(client, cfg.bridge).then((ids) => (isApplied(host, ids) ? undefined : applyHostState(client, cfg.bridge, host))),
+          ]),
+        ),
+      ]);
+      if (!early) await hostUp();
+    }
     trace("done");
     return {
       cniVersion: req.conf.cniVersion,

@@ -50,7 +50,8 @@ export async function gc(req: CniRequest): Promise<void> {
     // A port of this network whose tags are broken is not a valid attachment either.
     const stale = (await listPorts(client, cfg.name)).filter((p) => !p.attachment || !valid.has(attachmentKey(p.attachment)));
     const ids = stale.flatMap((p) => portAttachmentId(p) ?? []);
-    await removeAttachments(client, cfg, stale, ids, { network: true }).catch((e) => errors.push(partFailed("OVS", e)));
+    // In agent mode the network's node-wide flows and host state are the agent's: GC removes pods' state only.
+    await removeAttachments(client, cfg, stale, ids, { network: !cfg.agent }).catch((e) => errors.push(partFailed("OVS", e)));
     const veths = new Set([...stale.map((p) => p.name), ...(await orphanVeths(cfg, valid).catch((e) => (errors.push(partFailed("links", e)), [])))]);
     await Promise.all([...veths].map((v) => deleteVeth(v).catch((e) => errors.push(partFailed(`veth ${v}`, e)))));
     calls.step("flows");
