@@ -66,12 +66,13 @@ function arpReply(mac: string): Action[] {
 export function nodeFlows(p: NodePorts): Flow[] {
   const c = NODE_COOKIE;
   const toNode = [act.setMac("dl_dst", p.gatewayMAC), act.output(p.gateway)];
+  const fromNodeReply = match(on.ip(), on.ctState(["Trk", "Est", "Rpl"]), on.ctMark(CtMark.FromNode, CtMark.FromNode));
   return [
     // From the gateway: the node (reg0 0) unless a pod's address says otherwise (podFlows).
     flow(Table.Classifier, Priority.Normal, c, on.inPort(p.gateway), [act.loadReg(Reg.SrcSegment, 0), act.goto(Table.FromNode)]),
     flow(Table.Classifier, Priority.Miss, c, {}, []),
     flow(Table.SpoofGuard, Priority.Miss, c, {}, []),
-    flow(Table.ArpResponder, Priority.Peer, c, on.ip(), [act.goto(Table.Conntrack)]),
+    flow(Table.ArpResponder, Priority.Peer, c, on.ip(), [act.goto(Table.L3Forwarding)]),
     flow(Table.ArpResponder, Priority.Miss, c, {}, []),
     flow(Table.FromNode, Priority.Miss, c, {}, [act.goto(Table.Conntrack)]),
     flow(Table.Conntrack, Priority.Normal, c, on.ip(), [act.ctLookup(CT_ZONE, Table.ConntrackState)]),
@@ -83,8 +84,15 @@ export function nodeFlows(p: NodePorts): Flow[] {
       act.goto(Table.L3Forwarding),
     ]),
     flow(Table.ConntrackState, Priority.Responder, c, on.inPort(p.gateway), [act.goto(Table.L3Forwarding)]),
-    flow(Table.ConntrackState, Priority.Normal, c, match(on.ip(), on.ctState(["Trk", "Est", "Rpl"]), on.ctMark(CtMark.FromNode, CtMark.FromNode)), toNode),
+    flow(Table.ConntrackState, Priority.Normal, c, fromNodeReply, toNode),
     flow(Table.ConntrackState, Priority.Miss, c, {}, [act.goto(Table.L3Forwarding)]),
+    // A pod's packet for a local pod: looked up once (from the node or the tunnel it already was).
+    flow(Table.PodConntrack, Priority.Responder, c, on.inPort(p.gateway), [act.goto(Table.SegmentCheck)]),
+    flow(Table.PodConntrack, Priority.Responder, c, on.inPort(p.tunnel), [act.goto(Table.SegmentCheck)]),
+    flow(Table.PodConntrack, Priority.Normal, c, on.ip(), [act.ctLookup(CT_ZONE, Table.PodReply)]),
+    flow(Table.PodConntrack, Priority.Miss, c, {}, [act.goto(Table.SegmentCheck)]),
+    flow(Table.PodReply, Priority.Normal, c, fromNodeReply, toNode),
+    flow(Table.PodReply, Priority.Miss, c, {}, [act.goto(Table.SegmentCheck)]),
     // Tunnel traffic that is not for a local pod goes nowhere: no remote pod uses this node as a router.
     flow(Table.L3Forwarding, Priority.TunnelGuard, c, on.inPort(p.tunnel), []),
     flow(Table.L3Forwarding, Priority.ToNode, c, on.ip(), toNode),
@@ -174,7 +182,7 @@ export function podFlows(p: PodFlowSpec, ports: Pick<NodePorts, "gateway" | "gat
       act.setMac("dl_dst", p.mac),
       act.loadReg(Reg.DstSegment, p.segment),
       act.loadReg(Reg.DstPort, p.port),
-      act.goto(Table.SegmentCheck),
+      act.goto(Table.PodConntrack),
     ]),
   ];
 }

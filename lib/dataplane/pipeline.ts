@@ -6,11 +6,14 @@
  * - SpoofGuard: pods send only with their own MAC and IP.
  * - ArpResponder: ARP is answered locally; no ARP broadcast leaves the node.
  * - FromNode: the node's ARP requests reach its pods (and are answered for peers' pod ranges).
- * - Conntrack: every IP packet is looked up in ovsplane's conntrack zone.
+ * - Conntrack: IP from the node or the tunnel is looked up in ovsplane's conntrack zone.
  * - ConntrackState: connections entering from the gateway (the node's own, Services DNAT'd by
- *   kube-proxy, NodePorts) are committed and marked FromNode; their replies go back to the node, whose
- *   conntrack undoes its NAT.
+ *   kube-proxy, NodePorts) are committed and marked FromNode; their replies arriving over the tunnel go
+ *   back to the node, whose conntrack undoes its NAT.
  * - L3Forwarding: where a packet goes (a local pod, a peer node, the node).
+ * - PodConntrack, PodReply: a pod's packet for a local pod is looked up too, and a reply of a
+ *   connection the node started goes back to the node. A pod's packets to the node or to other nodes
+ *   need no lookup (the node, or the other node, does it).
  * - SegmentCheck: micro-segmentation; only same-segment, global-segment or node traffic reaches a pod.
  */
 export const Table = {
@@ -21,6 +24,8 @@ export const Table = {
   Conntrack: 27,
   ConntrackState: 28,
   L3Forwarding: 30,
+  PodConntrack: 35,
+  PodReply: 36,
   SegmentCheck: 40,
 } as const;
 

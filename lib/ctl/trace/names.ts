@@ -12,11 +12,13 @@ export interface TableInfo {
 export const TABLES: Readonly<Record<number, TableInfo>> = {
   [Table.Classifier]: { name: "classifier", purpose: "who sent it: a pod, a known peer over the tunnel, or the node; sets the source segment" },
   [Table.SpoofGuard]: { name: "spoof guard", purpose: "a pod sends only with its own MAC and IP" },
-  [Table.ArpResponder]: { name: "ARP responder", purpose: "ARP answered in place; IP goes on to conntrack" },
+  [Table.ArpResponder]: { name: "ARP responder", purpose: "ARP answered in place; a pod's IP goes on to L3 forwarding" },
   [Table.FromNode]: { name: "from node", purpose: "the node's ARP reaches its pods; its ARP for peers' pod ranges is answered" },
-  [Table.Conntrack]: { name: "conntrack", purpose: "every IP packet is looked up in ovsplane's conntrack zone" },
+  [Table.Conntrack]: { name: "conntrack", purpose: "IP from the node or the tunnel is looked up in ovsplane's conntrack zone" },
   [Table.ConntrackState]: { name: "conntrack state", purpose: "connections from the node committed; their replies go back to the node" },
   [Table.L3Forwarding]: { name: "L3 forwarding", purpose: "where it goes: a local pod, a peer node over the tunnel, or the node" },
+  [Table.PodConntrack]: { name: "pod conntrack", purpose: "a pod's packet for a local pod is looked up in the conntrack zone" },
+  [Table.PodReply]: { name: "pod reply", purpose: "a reply of a connection the node started goes back to the node" },
   [Table.SegmentCheck]: { name: "segment check", purpose: "only same-segment, global-segment or node traffic reaches a pod" },
 } as const;
 
