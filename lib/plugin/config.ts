@@ -232,7 +232,11 @@ export function parseConfig(conf: NetConf): OvsplaneConfig {
   if (conf.logFile !== undefined) out.logFile = conf.logFile as string;
   if (t.localIP !== undefined) out.tunnel.localIP = t.localIP as string;
   if (conf.mtu !== undefined) out.mtu = conf.mtu as number;
-  if (conf.agent !== undefined) out.agent = parseAgent(conf.agent);
+  if (conf.agent !== undefined) {
+    out.agent = parseAgent(conf.agent);
+    // With the agent, peers come from the Node objects: static ones would never be programmed.
+    if (peers.length) throw invalidConfig("peers", conf.peers, "not with agent: ovsplane-agent takes the peers from the Kubernetes API");
+  }
   return out;
 }
 
