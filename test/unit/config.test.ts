@@ -237,4 +237,9 @@ test("globalSegments, masquerade and clusterCIDR of the Kubernetes network model
   refuses({ clusterCIDR: [] }, "clusterCIDR");
 });
 
+test("agent mode refuses static peers (the agent takes them from the API)", () => {
+  assert.equal(parseConfig(conf({ agent: { stateDir: "/var/run/ovsplane" } })).agent, { stateDir: "/var/run/ovsplane" });
+  refuses({ agent: { stateDir: "/var/run/ovsplane" }, peers: [{ nodeIP: "198.18.0.2", podCIDR: "10.244.2.0/24" }] }, "peers");
+});
+
 test.run();
