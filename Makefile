@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 BUN := node_modules/.bin/bun
 ESBUILD := node_modules/.bin/esbuild
-LINKS := ovsplane-ipam ovsplanectl
+LINKS := ovsplane-ipam ovsplanectl ovsplane-agent
 DESTDIR ?=
 CNI_BIN_DIR ?= /opt/cni/bin
 CNI_CONF_DIR ?= /etc/cni/net.d

@@ -9,7 +9,7 @@ import type { NetConf } from "../cni/types.ts";
 export const MARKER_KEY = "ovsplane.dev/managed-by";
 /** The names the one multi-call executable answers to. */
 export const EXECUTABLE = "ovsplane";
-export const LINKS = ["ovsplane-ipam", "ovsplanectl"] as const;
+export const LINKS = ["ovsplane-ipam", "ovsplanectl", "ovsplane-agent"] as const;
 
 /** What to install. */
 export interface InstallOptions {

@@ -1,0 +1,199 @@
+// The agent's loop: Kubernetes and OVSDB events into one debounced reconcile (files, bridge, flows, host state), plus a periodic flow check.
+import { readFileSync } from "node:fs";
+import type { Server } from "node:http";
+import { messageOf } from "../cni/errors.ts";
+import { gatewayMac } from "../dataplane/names.ts";
+import { watchOvsdb, type OvsdbSession } from "../ovs/ovsdb-monitor.ts";
+import type { OvsplaneConfig } from "../plugin/config.ts";
+import { SegmentsWriter, writeConflist } from "./files.ts";
+import { AgentMetrics, serveHttp } from "./http.ts";
+import { agentConflist, networkConfig, nodeFacts, peersOf, segmentMap, type NodeFacts } from "./model.ts";
+import { nodeFlowsPresent, reconcileOvs } from "./ovs.ts";
+import { describeWatchError, loadKubeConfig, watchCluster, type ClusterWatch } from "./watch.ts";
+
+/** What the agent is started with (the command line). */
+export interface AgentOptions {
+  /** Kubeconfig file; none = the in-cluster config. */
+  kubeconfig?: string;
+  nodeName: string;
+  /** The conflist template (node facts are filled in). */
+  confFile: string;
+  cniConfDir: string;
+  stateDir: string;
+  /** `HOST:PORT` of /healthz, /readyz, /metrics. */
+  listen: string;
+  /** Quiet time before a reconcile after an event (default 50 ms). */
+  debounceMs?: number;
+  /** Period of the cheap flow check (default 1000 ms). */
+  checkIntervalMs?: number;
+  /** Delay before retrying a failed reconcile (default 1000 ms). */
+  retryMs?: number;
+  log?: (line: string) => void;
+}
+
+const OVSDB_TABLES = {
+  Bridge: { columns: ["name", "ports"] },
+  Port: { columns: ["name", "interfaces", "external_ids"] },
+  Interface: { columns: ["name", "ofport"] },
+} as const;
+
+/** One running agent. */
+export class Agent {
+  readonly metrics = new AgentMetrics();
+  private readonly template: Record<string, unknown>;
+  /** The template's own settings (bridge, sockets, segment, global segments), before node facts. */
+  private readonly base: OvsplaneConfig;
+  private readonly segments: SegmentsWriter;
+  private cluster?: ClusterWatch;
+  private session?: OvsdbSession;
+  private server?: Server;
+  private timer: NodeJS.Timeout | undefined;
+  private checkTimer: NodeJS.Timeout | undefined;
+  private running = false;
+  private dirty = false;
+  private stopped = false;
+  private checking = false;
+  private waitingSaid = "";
+  /** What the last OVS reconcile ran with (for the periodic check). */
+  private applied?: { cfg: OvsplaneConfig; ofports: { tunnel: number; gateway: number } };
+  private readonly log: (line: string) => void;
+
+  constructor(readonly o: AgentOptions) {
+    this.log = o.log ?? ((l) => process.stderr.write(`${new Date().toISOString()} ovsplane-agent: ${l}\n`));
+    this.template = JSON.parse(readFileSync(o.confFile, "utf8")) as Record<string, unknown>;
+    this.base = networkConfig(this.template);
+    this.segments = new SegmentsWriter(o.stateDir);
+  }
+
+  /** Starts the watches, the HTTP endpoint and the periodic check. */
+  async start(): Promise<void> {
+    this.server = await serveHttp(this.o.listen, this.metrics, { notReady: () => this.notReady() });
+    const kc = loadKubeConfig(this.o.kubeconfig);
+    this.cluster = watchCluster(kc, () => this.trigger(), (what, err, delay) => {
+      this.metrics.watchRestarts.inc({ resource: what });
+      this.log(`watch of ${what} failed (${describeWatchError(err)}); restarting in ${delay} ms`);
+    });
+    this.session = watchOvsdb(this.base.ovsdbSocket, OVSDB_TABLES, {
+      connected: ({ reconnect }) => {
+        if (reconnect) this.log(`OVSDB at ${this.base.ovsdbSocket} reconnected`);
+        this.trigger();
+      },
+      disconnected: (why) => this.log(`OVSDB at ${this.base.ovsdbSocket} lost: ${why.message}`),
+      added: () => this.trigger(),
+      changed: () => this.trigger(),
+      removed: () => this.trigger(),
+      error: () => undefined, // reconnect attempts: /readyz tells
+    }, { maxBackoffMs: 2000 });
+    this.checkTimer = setInterval(() => void this.check(), this.o.checkIntervalMs ?? 1000);
+    this.log(`started for node ${this.o.nodeName}; listening on ${this.o.listen}`);
+  }
+
+  /** Why the agent is not ready (undefined: ready). */
+  notReady(): string | undefined {
+    if (!this.cluster?.synced) return "the Kubernetes API has not been listed yet";
+    if (!this.session?.connected) return `OVSDB at ${this.base.ovsdbSocket} does not answer`;
+    return undefined;
+  }
+
+  /** Stops everything it started. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    clearInterval(this.checkTimer);
+    this.session?.close();
+    await this.cluster?.stop();
+    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+  }
+
+  /** Asks for a reconcile after the debounce time (one runs at a time; events meanwhile ask for one more). */
+  trigger(delayMs = this.o.debounceMs ?? 50): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.dirty = true;
+      return;
+    }
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.runOnce();
+    }, delayMs);
+  }
+
+  private async runOnce(): Promise<void> {
+    this.running = true;
+    this.dirty = false;
+    const end = this.metrics.reconcileSeconds.startTimer();
+    let retry = false;
+    try {
+      const did = await this.reconcile();
+      const secs = end();
+      if (did) this.log(`reconciled in ${(secs * 1000).toFixed(1)} ms: ${did}`);
+    } catch (e) {
+      end();
+      retry = true;
+      this.metrics.reconcileErrors.inc();
+      this.log(`reconcile failed: ${messageOf(e)}`);
+    } finally {
+      this.running = false;
+    }
+    if (this.dirty) this.trigger();
+    else if (retry) this.trigger(this.o.retryMs ?? 1000);
+  }
+
+  /** One reconcile; returns what changed (empty when nothing did). */
+  private async reconcile(): Promise<string> {
+    const cluster = this.cluster;
+    if (!cluster?.synced) return "";
+    const nodes = cluster.nodes.list();
+    const own = nodes.find((n) => n.metadata?.name === this.o.nodeName);
+    const self: NodeFacts = own ? nodeFacts(own) : { name: this.o.nodeName, podCIDRs: [] };
+    const peers = peersOf(nodes, this.o.nodeName);
+    const changed: string[] = [];
+    const segs = segmentMap(cluster.namespaces.list(), this.base);
+    if (this.segments.write(segs)) changed.push(`segments.json generation ${this.segments.generation}`);
+    this.metrics.namespaces.set(Object.keys(segs).length);
+    this.metrics.segments.set(new Set(Object.values(segs)).size);
+    this.metrics.peers.set(peers.length);
+    const conflist = agentConflist(this.template, self, this.o.stateDir);
+    if (!conflist) {
+      const why = !own ? `no Node ${this.o.nodeName}` : !self.podCIDRs.length ? `Node ${this.o.nodeName} has no IPv4 pod range` : `Node ${this.o.nodeName} has no address`;
+      if (why !== this.waitingSaid) this.log(`waiting: ${why}`);
+      this.waitingSaid = why;
+      return changed.join(", ");
+    }
+    this.waitingSaid = "";
+    if (writeConflist(this.o.cniConfDir, conflist)) changed.push(`conflist written (${self.podCIDRs[0]}, ${self.address})`);
+    const cfg = networkConfig(conflist);
+    const out = await reconcileOvs({ cfg, self, peers });
+    this.applied = { cfg, ofports: out.ofports };
+    this.metrics.localPods.set(out.pods);
+    this.metrics.flowReplays.inc(out.podReplays);
+    this.metrics.nodeFlowChanges.inc(out.nodeChanges);
+    if (out.nodeChanges) changed.push(`${out.nodeChanges} node-wide flow changes`);
+    if (out.podReplays) changed.push(`${out.podReplays} pod flows replayed`);
+    if (out.hostApplied) {
+      this.metrics.hostApplies.inc();
+      changed.push(`host state applied (${peers.length} peer ranges)`);
+    }
+    return changed.join(", ");
+  }
+
+  /** The periodic check: a full reconcile when the pipeline defaults are gone from the bridge (flush, restart). */
+  private async check(): Promise<void> {
+    const a = this.applied;
+    if (!a || this.running || this.checking || this.timer) return;
+    this.checking = true;
+    try {
+      const ok = await nodeFlowsPresent(a.cfg.ofSocket, { ...a.ofports, gatewayMAC: gatewayMac(a.cfg.bridge) });
+      if (!ok) {
+        this.log("node-wide flows missing on the bridge: reconciling");
+        this.trigger(0);
+      }
+    } catch (e) {
+      this.log(`flow check failed: ${messageOf(e)}`);
+      this.trigger(this.o.retryMs ?? 1000);
+    } finally {
+      this.checking = false;
+    }
+  }
+}
