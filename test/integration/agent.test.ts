@@ -6,13 +6,14 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { spawnApiServer, type ApiServerProcess } from "../harness/apiserver/process.ts";
 import { createOutsideHost } from "../harness/outside.ts";
-import { connectNodes, createNode, pidAlive, sleep, teardownAll, type SimNode } from "../harness/testbed.ts";
+import { connectNodes, createNode, createPod, pidAlive, runPlugin, sleep, teardownAll, type SimNode } from "../harness/testbed.ts";
 import { killPid } from "../harness/netns.ts";
 import { readFlows } from "../../lib/node/flows.ts";
 import { EXACT_MASK, NODE_COOKIE, peerCookie, routeCookie } from "../../lib/dataplane/pipeline.ts";
 import { networkId } from "../../lib/dataplane/names.ts";
 import { parseIp } from "../../lib/net/ip.ts";
-import { BIN_DIR, rmTemp } from "./common.ts";
+import { scoped } from "../harness/fixtures.ts";
+import { BIN_DIR, CNI_PATH, OVSPLANE, rmTemp } from "./common.ts";
 
 const t = suite("ovsplane-agent");
 const AGENT = join(BIN_DIR, "ovsplane-agent");
@@ -185,5 +186,28 @@ t("after del-flows on A's bridge the node-wide flows are back within 2 s", async
     (await readFlows(A.ofSocket("br-int"), [{ cookie: NODE_COOKIE, mask: EXACT_MASK }])).length > 0 && (await peerFlows(A, B.underlayIP)).length >= 2, 2000);
   console.log(`  flows back ${Date.now() - t0} ms after del-flows`);
 });
+
+t("pods ADDed with the agent's conflists reach each other across nodes by their namespace's segment, with no static peers", scoped(async (s) => {
+  const pods: { pod: Awaited<ReturnType<typeof createPod>>; ip: string }[] = [];
+  for (const [node, agent, name] of [[A, agents[0]!, "pa"], [B, agents[1]!, "pb"]] as const) {
+    const c = conflistOf(agent);
+    const config = { cniVersion: c.cniVersion, name: c.name, ...c.plugins[0] };
+    const pod = await createPod(name);
+    s.defer(() => pod.destroy());
+    const containerID = `ctr-${name}`;
+    const args = { IgnoreUnknown: "1", K8S_POD_NAMESPACE: "x", K8S_POD_NAME: name };
+    const r = await runPlugin({ bin: OVSPLANE, node, command: "ADD", containerID, netns: pod, args, path: CNI_PATH, config });
+    assert.is(r.code, 0, `ADD ${name}: ${r.stdout} ${r.stderr}`);
+    s.defer(() => runPlugin({ bin: OVSPLANE, node, command: "DEL", containerID, netns: pod, args, path: CNI_PATH, config }));
+    const port = await node.vsctl("get", "port", r.json.interfaces[0].name, "external_ids:ovsplane-segment");
+    assert.is(port.replace(/"/g, ""), "100", "namespace x is in segment 100");
+    pods.push({ pod, ip: String(r.json.ips[0].address).split("/")[0]! });
+  }
+  assert.ok(await pods[0]!.pod.ping(pods[1]!.ip, { tries: 8 }), "pa on A -> pb on B");
+  assert.ok(await pods[1]!.pod.ping(pods[0]!.ip, { tries: 8 }), "pb on B -> pa on A");
+  // The pods' flows are the agent's to replay too: flush A's bridge and the pod on A is reachable again.
+  await A.ofctl("del-flows", "br-int");
+  await waitFor("A's pod reachable again after del-flows", () => pods[1]!.pod.ping(pods[0]!.ip, { tries: 1 }), 5000);
+}));
 
 t.run();
