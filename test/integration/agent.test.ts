@@ -187,6 +187,18 @@ t("after del-flows on A's bridge the node-wide flows are back within 2 s", async
   console.log(`  flows back ${Date.now() - t0} ms after del-flows`);
 });
 
+t("after an API server outage the informers are restarted and the agent converges", async () => {
+  await api!.stop();
+  await sleep(700);
+  await api!.start();
+  await api!.upsert("namespaces", { metadata: { name: "y", labels: { "ovsplane.dev/segment": "200" } } });
+  await waitFor("y in segment 200 after the outage", () => segmentsOf(agents[0]!)?.namespaces?.y === 200, 15_000);
+  const m = await http(A, "/metrics");
+  const restarts = [...m.body.matchAll(/^ovsplane_agent_watch_restarts_total\{resource="\w+"\} (\d+)$/gm)].reduce((n, x) => n + Number(x[1]), 0);
+  assert.ok(restarts > 0, `watch restarts counted: ${restarts}`);
+  assert.is((await http(A, "/readyz")).code, 200);
+});
+
 t("pods ADDed with the agent's conflists reach each other across nodes by their namespace's segment, with no static peers", scoped(async (s) => {
   const pods: { pod: Awaited<ReturnType<typeof createPod>>; ip: string }[] = [];
   for (const [node, agent, name] of [[A, agents[0]!, "pa"], [B, agents[1]!, "pb"]] as const) {

@@ -6,6 +6,9 @@ import {
   agentConflist, agentHostSpec, agentNodeModel, gatewayOf, networkConfig, nodeFacts, peersOf, podFlowSpecs, segmentMap,
 } from "../../lib/agent/model.ts";
 import { desiredNodeFlows } from "../../lib/dataplane/model.ts";
+import { podFlows, segmentFlows } from "../../lib/dataplane/builders.ts";
+import { podCookie } from "../../lib/dataplane/pipeline.ts";
+import { podFlowOps } from "../../lib/agent/ovs.ts";
 import { attachmentId, gatewayMac, networkId } from "../../lib/dataplane/names.ts";
 
 const node = (name: string, o: { podCIDR?: string; podCIDRs?: string[]; ip?: string; annotation?: string } = {}): V1Node => ({
@@ -114,6 +117,18 @@ test("podFlowSpecs: this network's ports with an IPv4 address and an ofport", ()
     { attachment: { ...a, containerID: "c3" }, ofport: -1 },
   ]);
   assert.equal(specs, [{ id: attachmentId("podnet", "c1", "eth0"), port: 7, ip: "10.244.1.5", mac: "0a:00:00:00:00:01", segment: 100 }]);
+});
+
+test("podFlowOps: writes missing and different flows of known cookies, leaves unknown cookies alone", () => {
+  const pods = podFlowSpecs("podnet", [{ attachment: { network: "podnet", containerID: "c1", ifname: "eth0", netns: "/n", segment: 100, ips: ["10.244.1.5/24"], mac: "0a:00:00:00:00:01" }, ofport: 7 }]);
+  const ports = { tunnel: 2, gateway: 3, gatewayMAC: gatewayMac("br-int") };
+  const want = [...podFlows(pods[0]!, ports), ...segmentFlows(100)];
+  assert.equal(podFlowOps([], want).map((o) => o.op), want.map(() => "add"));
+  assert.equal(podFlowOps(want, want), []);
+  const stranger = { ...podFlows({ ...pods[0]!, id: 99n, port: 9 }, ports)[0]!, cookie: podCookie(99n) };
+  assert.equal(podFlowOps([...want, stranger], want), [], "another pod's flow is not the replay's to delete");
+  const changed = { ...want[0]!, actions: [] };
+  assert.equal(podFlowOps([changed, ...want.slice(1)], want), [{ op: "add", flow: want[0]! }]);
 });
 
 test.run();
