@@ -30,6 +30,7 @@ export class RestartingInformer<T extends KubernetesObject> {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private listed = false;
+  private errors = 0;
   /** How many times the informer was restarted after an error. */
   restarts = 0;
 
@@ -69,12 +70,14 @@ export class RestartingInformer<T extends KubernetesObject> {
 
   private async run(): Promise<void> {
     if (this.stopped) return;
+    const errors = this.errors;
     try {
       await this.lw.start();
     } catch (e) {
       return this.failed(e);
     }
-    if (this.lw.latestResourceVersion()) {
+    // A refused list or watch is reported (error event) before start() resolves: only a clean start resets the backoff.
+    if (this.errors === errors && this.lw.latestResourceVersion()) {
       if (!this.listed) this.o.onChange(); // an empty first list fires no add: tell the agent it is synced
       this.listed = true;
       this.delay = this.o.minBackoffMs ?? 200;
@@ -82,6 +85,7 @@ export class RestartingInformer<T extends KubernetesObject> {
   }
 
   private failed(err: unknown): void {
+    this.errors++;
     if (this.stopped || this.timer) return;
     const delay = this.delay;
     this.delay = nextBackoff(this.delay, this.o.minBackoffMs ?? 200, this.o.maxBackoffMs ?? 5000);

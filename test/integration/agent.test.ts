@@ -220,6 +220,14 @@ t("pods ADDed with the agent's conflists reach each other across nodes by their 
   // The pods' flows are the agent's to replay too: flush A's bridge and the pod on A is reachable again.
   await A.ofctl("del-flows", "br-int");
   await waitFor("A's pod reachable again after del-flows", () => pods[1]!.pod.ping(pods[0]!.ip, { tries: 1 }), 5000);
+  // An ovs-vswitchd restart loses every flow and the gateway's address: all back without a CNI call.
+  await A.stopVswitchd();
+  await A.startVswitchd();
+  const t0 = Date.now();
+  await waitFor("A's pod reachable after an ovs-vswitchd restart", () => pods[1]!.pod.ping(pods[0]!.ip, { tries: 1 }), 10_000);
+  await waitFor("A's gateway address back", async () => (await A.exec(["ip", "-j", "addr", "show", "dev", "ovsplane-gw"], { allowFail: true })).stdout.includes("10.244.1.1"));
+  assert.ok((await routes111(A)).includes("10.244.2.0/24"), "the route to B's range is back");
+  console.log(`  pod on A reachable ${Date.now() - t0} ms after ovs-vswitchd was back`);
 }));
 
 t.run();
