@@ -7,6 +7,8 @@ import { watchOvsdb, type OvsdbSession } from "../ovs/ovsdb-monitor.ts";
 import type { OvsplaneConfig } from "../plugin/config.ts";
 import { SegmentsWriter, writeConflist } from "./files.ts";
 import { AgentMetrics, serveHttp } from "./http.ts";
+import { LogFollower, parseCallLine } from "./cnilog.ts";
+import { logFileOf } from "../plugin/calllog.ts";
 import { agentConflist, networkConfig, nodeFacts, peersOf, segmentMap, type NodeFacts } from "./model.ts";
 import { nodeFlowsPresent, reconcileOvs } from "./ovs.ts";
 import { describeWatchError, loadKubeConfig, watchCluster, type ClusterWatch } from "./watch.ts";
@@ -47,6 +49,8 @@ export class Agent {
   private cluster?: ClusterWatch;
   private session?: OvsdbSession;
   private server?: Server;
+  /** Follows the plugin's call log (the conflist's logFile) for ovsplane_cni_duration_seconds. */
+  private follower?: LogFollower;
   private timer: NodeJS.Timeout | undefined;
   private checkTimer: NodeJS.Timeout | undefined;
   private running = false;
@@ -91,6 +95,7 @@ export class Agent {
   /** Why the agent is not ready (undefined: ready). */
   notReady(): string | undefined {
     if (!this.cluster?.synced) return "the Kubernetes API has not been listed yet";
+    if (!this.cluster.connected) return "the Kubernetes API does not answer (retrying with backoff)";
     if (!this.session?.connected) return `OVSDB at ${this.base.ovsdbSocket} does not answer`;
     return undefined;
   }
@@ -100,6 +105,7 @@ export class Agent {
     this.stopped = true;
     clearTimeout(this.timer);
     clearInterval(this.checkTimer);
+    this.follower?.stop();
     this.session?.close();
     await this.cluster?.stop();
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
@@ -164,6 +170,7 @@ export class Agent {
     this.waitingSaid = "";
     if (writeConflist(this.o.cniConfDir, conflist)) changed.push(`conflist written (${self.podCIDRs[0]}, ${self.address})`);
     const cfg = networkConfig(conflist);
+    this.followCallLog(logFileOf({ logFile: cfg.logFile }));
     const out = await reconcileOvs({ cfg, self, peers });
     this.applied = { cfg, ofports: out.ofports };
     this.metrics.localPods.set(out.pods);
@@ -176,6 +183,20 @@ export class Agent {
       changed.push(`host state applied (${peers.length} peer ranges)`);
     }
     return changed.join(", ");
+  }
+
+  /** Follows the plugin's call log at file (from its end), or stops following when there is none. */
+  private followCallLog(file: string | undefined): void {
+    if (!file) {
+      this.follower?.stop();
+      this.follower = undefined;
+    } else if (!this.follower) {
+      this.follower = new LogFollower(file, (line) => {
+        const s = parseCallLine(line);
+        if (s) this.metrics.cniSeconds.observe({ command: s.command, result: s.result }, s.seconds);
+      });
+      this.follower.start();
+    } else this.follower.setFile(file);
   }
 
   /** The periodic check: a full reconcile when the pipeline defaults are gone from the bridge (flush, restart). */

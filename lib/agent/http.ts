@@ -25,6 +25,13 @@ export class AgentMetrics {
   readonly flowReplays = new Counter({ name: "ovsplane_agent_flow_replays_total", help: "Pod and segment flows written back because they were missing or different", registers: [this.registry] });
   readonly nodeFlowChanges = new Counter({ name: "ovsplane_agent_node_flow_changes_total", help: "Node-wide flows added, replaced or deleted", registers: [this.registry] });
   readonly hostApplies = new Counter({ name: "ovsplane_agent_host_state_applies_total", help: "Times the host state (gateway, routes, iptables) was applied", registers: [this.registry] });
+  readonly cniSeconds = new Histogram({
+    name: "ovsplane_cni_duration_seconds",
+    help: "Duration of the plugin's CNI calls on this node (from its call log)",
+    labelNames: ["command", "result"] as const,
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
 }
 
 /** What the HTTP endpoint asks the agent. */

@@ -31,6 +31,8 @@ export class RestartingInformer<T extends KubernetesObject> {
   private stopped = false;
   private listed = false;
   private errors = 0;
+  /** Failed since the last clean start (list or watch refused, stream cut). */
+  private down = false;
   /** How many times the informer was restarted after an error. */
   restarts = 0;
 
@@ -54,6 +56,11 @@ export class RestartingInformer<T extends KubernetesObject> {
   /** True once a list has succeeded (the cache reflects the API at least once). */
   get synced(): boolean {
     return this.listed;
+  }
+
+  /** Listed, and no failure since the last clean start: the API answers. */
+  get connected(): boolean {
+    return this.listed && !this.down;
   }
 
   /** The cached objects. */
@@ -80,12 +87,14 @@ export class RestartingInformer<T extends KubernetesObject> {
     if (this.errors === errors && this.lw.latestResourceVersion()) {
       if (!this.listed) this.o.onChange(); // an empty first list fires no add: tell the agent it is synced
       this.listed = true;
+      this.down = false;
       this.delay = this.o.minBackoffMs ?? 200;
     }
   }
 
   private failed(err: unknown): void {
     this.errors++;
+    this.down = true;
     if (this.stopped || this.timer) return;
     const delay = this.delay;
     this.delay = nextBackoff(this.delay, this.o.minBackoffMs ?? 200, this.o.maxBackoffMs ?? 5000);
@@ -104,6 +113,8 @@ export interface ClusterWatch {
   namespaces: RestartingInformer<V1Namespace>;
   /** Both listed at least once. */
   readonly synced: boolean;
+  /** Both listed and answering now (no failure since their last clean start). */
+  readonly connected: boolean;
   /** Restarts of both after errors. */
   readonly restarts: number;
   stop(): Promise<void>;
@@ -127,6 +138,9 @@ export function watchCluster(kc: KubeConfig, onChange: () => void, onError: (wha
     namespaces,
     get synced() {
       return nodes.synced && namespaces.synced;
+    },
+    get connected() {
+      return nodes.connected && namespaces.connected;
     },
     get restarts() {
       return nodes.restarts + namespaces.restarts;
