@@ -44,6 +44,7 @@ integration: build
 bench: build
 	bash scripts/build-libcni-driver.sh
 	node_modules/.bin/tsx scripts/bench.ts
+	node_modules/.bin/tsx scripts/bench-agent.ts
 
 demo: build
 	node_modules/.bin/tsx scripts/demo.ts
