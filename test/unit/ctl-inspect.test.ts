@@ -190,6 +190,19 @@ t("buildStatus: what makes a node unhealthy, and what only warns", () => {
   assert.not.ok(buildStatus({ confDir: "/d", files: [], confProblems: [], networks: [], bridges: new Map(), leases: new Map() }).healthy);
 });
 
+t("buildStatus: the agent's health (required in agent mode, shown when it runs)", () => {
+  const base = { confDir: "/etc/cni/net.d", files: ["10-ovsplane.conflist"], confProblems: [], bridges: new Map([[bridgeKey(NET.cfg), bridge()]]), leases: new Map([["podnet", LEASES]]) };
+  const absent = { listen: "127.0.0.1:9109", running: false, ready: false, detail: "ECONNREFUSED" };
+  assert.ok(buildStatus({ ...base, networks: [NET], agent: absent }).healthy, "static mode needs no agent");
+  const agentNet = { ...NET, cfg: { ...NET.cfg, agent: { stateDir: "/var/run/ovsplane" } } };
+  const missing = buildStatus({ ...base, networks: [agentNet], agent: absent });
+  assert.not.ok(missing.healthy);
+  assert.ok(missing.problems.some((p) => /ovsplane-agent does not answer on 127\.0\.0\.1:9109/.test(p)));
+  const notReady = buildStatus({ ...base, networks: [agentNet], agent: { ...absent, running: true, detail: "API not synced" } });
+  assert.ok(notReady.problems.some((p) => /not ready: API not synced/.test(p)));
+  assert.ok(buildStatus({ ...base, networks: [agentNet], agent: { ...absent, running: true, ready: true } }).healthy);
+});
+
 t("selectNetworks picks by --network, refuses an unknown one", () => {
   assert.is(selectNetworks([NET]).length, 1);
   assert.is(selectNetworks([NET], "podnet")[0], NET);

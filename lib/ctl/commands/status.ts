@@ -1,4 +1,5 @@
 // ovsplanectl status: is this node able to run ovsplane pods (OVS, bridge, shared ports, conflist, peers, segments, pods)?
+import { request } from "node:http";
 import type { Argv } from "yargs";
 import { PortRole } from "../../dataplane/attachment.ts";
 import { bridgeKey, flowOwner, loadNetworks, nodeFlags, readBridges, readLeases, sharedPort, type BridgeState, type ConfProblem, type NetworkConf, type NetworkLeases } from "../node-state.ts";
@@ -39,6 +40,33 @@ export interface StatusReport {
   versions: { ovsplane: string; ovs?: string; ovsdbSchema?: string };
   conf: { dir: string; files: string[]; problems: ConfProblem[] };
   networks: NetworkStatus[];
+  /** ovsplane-agent's answer on its --listen address (absent: not asked). */
+  agent?: AgentHealth;
+}
+
+/** What ovsplane-agent answered on /readyz. */
+export interface AgentHealth {
+  listen: string;
+  /** Something answered on the address. */
+  running: boolean;
+  /** /readyz said ready (API synced, OVS answering). */
+  ready: boolean;
+  detail?: string;
+}
+
+/** Asks ovsplane-agent's /readyz at listen (HOST:PORT); never throws. */
+export async function probeAgent(listen: string, timeoutMs = 1000): Promise<AgentHealth> {
+  const [host, port] = [listen.slice(0, listen.lastIndexOf(":")), Number(listen.slice(listen.lastIndexOf(":") + 1))];
+  return new Promise((resolve) => {
+    const req = request({ host, port, path: "/readyz", timeout: timeoutMs }, (res) => {
+      let body = "";
+      res.setEncoding("utf8").on("data", (d: string) => (body += d));
+      res.on("end", () => resolve({ listen, running: true, ready: res.statusCode === 200, detail: body.trim().slice(0, 200) }));
+    });
+    req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on("error", (e) => resolve({ listen, running: false, ready: false, detail: e.message }));
+    req.end();
+  });
 }
 
 /** What status is computed from (all read before; buildStatus is pure). */
@@ -49,6 +77,7 @@ export interface StatusInput {
   networks: NetworkConf[];
   bridges: ReadonlyMap<string, BridgeState>;
   leases: ReadonlyMap<string, NetworkLeases>;
+  agent?: AgentHealth;
 }
 
 function shared(b: BridgeState, role: (typeof PortRole)[keyof typeof PortRole]): SharedPortStatus | undefined {
@@ -127,19 +156,27 @@ export function buildStatus(i: StatusInput): StatusReport {
     report.problems.push(...problems);
     report.warnings.push(...warnings);
   }
+  if (i.agent) {
+    report.agent = i.agent;
+    // A conflist in agent mode needs the agent: without it no peer, route or replay happens.
+    const agentMode = i.networks.filter((n) => n.cfg.agent).map((n) => n.cfg.name);
+    if (agentMode.length && !i.agent.running) report.problems.push(`ovsplane-agent does not answer on ${i.agent.listen} (network ${agentMode.join(", ")} is in agent mode): ${i.agent.detail ?? ""}`);
+    else if (i.agent.running && !i.agent.ready) report.problems.push(`ovsplane-agent on ${i.agent.listen} is not ready: ${i.agent.detail ?? ""}`);
+  }
   report.healthy = report.problems.length === 0;
   return report;
 }
 
 /** Reads the node and builds its status report. */
-export async function collectStatus(confDir: string, network?: string): Promise<StatusReport> {
+export async function collectStatus(confDir: string, network?: string, agentListen = "127.0.0.1:9109"): Promise<StatusReport> {
   const loaded = loadNetworks(confDir);
   const networks = network === undefined ? loaded.networks : loaded.networks.filter((n) => n.cfg.name === network);
   const confProblems = [...loaded.problems];
   if (network !== undefined && !networks.length) confProblems.push({ file: confDir, why: `no ovsplane network ${JSON.stringify(network)}` });
   const leases = new Map<string, NetworkLeases>();
   for (const n of networks) leases.set(n.cfg.name, await readLeases(n));
-  return buildStatus({ confDir, files: loaded.files, confProblems, networks, bridges: await readBridges(networks), leases });
+  const [bridges, agent] = await Promise.all([readBridges(networks), probeAgent(agentListen)]);
+  return buildStatus({ confDir, files: loaded.files, confProblems, networks, bridges, leases, agent });
 }
 
 const port = (p?: SharedPortStatus) => (p ? `${p.name} (ofport ${p.ofport ?? "none"})` : "missing");
@@ -165,6 +202,11 @@ export function printStatus(out: Out, r: StatusReport): void {
     ];
     pairs(out, rows, "  ");
   }
+  if (r.agent) {
+    out.line();
+    const a = r.agent;
+    pairs(out, [["agent", a.running ? `${mark(out, a.ready, "ready", "NOT ready")} on ${a.listen}` : `not running (nothing on ${a.listen})`]], "");
+  }
   out.line();
   for (const w of r.warnings) out.line(paint(out, "warn", `warning: ${w}`));
   for (const p of r.problems) out.line(paint(out, "bad", `problem: ${p}`));
@@ -173,6 +215,7 @@ export function printStatus(out: Out, r: StatusReport): void {
 
 function builder(y: Argv<object>) {
   return nodeFlags(y)
+    .option("agent-listen", { type: "string", default: "127.0.0.1:9109", describe: "where ovsplane-agent serves /readyz" })
     .example("$0 status", "is this node healthy? (exit code 0 only when it is)")
     .example("$0 status --network podnet --json", "one network's status as JSON");
 }
@@ -184,7 +227,7 @@ export const statusCommand = {
   builder,
   handler: (a: Awaited<ReturnType<typeof builder>["argv"]>) =>
     guardAsync(async () => {
-      const r = await collectStatus(a.confDir, a.network);
+      const r = await collectStatus(a.confDir, a.network, a.agentListen);
       const out = outTo();
       if (a.json) json(out, r);
       else printStatus(out, r);
