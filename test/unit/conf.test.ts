@@ -6,6 +6,7 @@ import * as assert from "uvu/assert";
 import { loadAll } from "js-yaml";
 import { validateConflist } from "../../lib/ctl/installer.ts";
 import { agentConflist, networkConfig } from "../../lib/agent/model.ts";
+import { DEFAULT_DATA_DIR } from "../../lib/ipam/config.ts";
 
 const CONF = join(__dirname, "../../conf");
 const json = (f: string) => JSON.parse(readFileSync(join(CONF, f), "utf8")) as Record<string, unknown>;
@@ -108,6 +109,7 @@ test("the agent container: NODE_NAME from spec.nodeName, host network, probes on
   assert.is(hostPathAt(sockDir), sockDir, "the OVS sockets at their host path");
   const logDir = cfg.logFile!.replace(/\/[^/]+$/, "");
   assert.is(hostPathAt(logDir), logDir, "the CNI log at its host path");
+  assert.is(hostPathAt(DEFAULT_DATA_DIR), DEFAULT_DATA_DIR, "the IPAM leases at their host path (the agent's GC runs DEL)");
   // The template comes from the ConfigMap.
   const confFile = flag(c.command, "conf-file")!;
   const cm = c.volumeMounts.find((x: any) => confFile.startsWith(`${x.mountPath}/`));
