@@ -223,3 +223,15 @@ export async function bridgeExists(c: OvsdbClient, bridge: string): Promise<bool
   const [r] = await c.transact([{ op: "select", table: "Bridge", where: byName(bridge), columns: ["_uuid"] }]);
   return r.rows.length > 0;
 }
+
+/** Sets tags (external_ids keys) on a pod port and its interface, by name, in one transaction; other keys stay. */
+export async function setPortTags(c: OvsdbClient, name: string, tags: Record<string, string>): Promise<void> {
+  const mutations = [
+    ["external_ids", "delete", ovsSet(Object.keys(tags))],
+    ["external_ids", "insert", ovsMap(tags)],
+  ];
+  await c.transact([
+    { op: "mutate", table: "Port", where: byName(name), mutations },
+    { op: "mutate", table: "Interface", where: byName(name), mutations },
+  ]);
+}
