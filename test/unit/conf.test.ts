@@ -7,6 +7,8 @@ import { loadAll } from "js-yaml";
 import { validateConflist } from "../../lib/ctl/installer.ts";
 import { agentConflist, networkConfig } from "../../lib/agent/model.ts";
 import { DEFAULT_DATA_DIR } from "../../lib/ipam/config.ts";
+// Not in the package index: the generated models' (de)serializer, which keeps only the fields of each type.
+import { ObjectSerializer } from "@kubernetes/client-node/dist/gen/models/ObjectSerializer.js";
 
 const CONF = join(__dirname, "../../conf");
 const json = (f: string) => JSON.parse(readFileSync(join(CONF, f), "utf8")) as Record<string, unknown>;
@@ -65,6 +67,20 @@ test("the manifest holds ServiceAccount, RBAC, ConfigMap and DaemonSet with thei
   assert.ok(paths.includes("/opt/cni/bin") && paths.includes("/etc/cni/net.d"));
 });
 
+test("every field of the manifest is a field of its Kubernetes type (no typo silently ignored)", () => {
+  for (const d of docs) {
+    const type = `V1${d.kind}`;
+    const plain = JSON.parse(JSON.stringify(d));
+    const back = JSON.parse(JSON.stringify(ObjectSerializer.serialize(ObjectSerializer.deserialize(plain, type, ""), type, "")));
+    const lost: string[] = [];
+    const walk = (o: any, b: any, path: string) => {
+      if (o && typeof o === "object") for (const k of Object.keys(o)) (b && typeof b === "object" && k in b) ? walk(o[k], b[k], `${path}.${k}`) : lost.push(`${path}.${k}`);
+    };
+    walk(plain, back, d.kind);
+    assert.equal(lost, [], `unknown fields in ${d.kind}`);
+  }
+});
+
 test("the init container only installs the executables: no conflist, no host file", () => {
   const init = ds().spec.template.spec.initContainers[0];
   assert.equal(init.command.slice(0, 2), ["/ovsplanectl", "install"]);
@@ -118,11 +134,11 @@ test("the agent container: NODE_NAME from spec.nodeName, host network, probes on
 });
 
 test("the RBAC grants exactly get/list/watch on nodes, namespaces and pods", () => {
-  const rules = byKind("ClusterRole")[0].rules as { apiGroups: string[]; resources: string[]; verbs: string[] }[];
+  const rules = byKind("ClusterRole")[0].rules as { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[]; nonResourceURLs?: string[] }[];
   const grants = new Set(rules.flatMap((r) => r.apiGroups.flatMap((g) => r.resources.flatMap((res) => r.verbs.map((v) => `${g}/${res}/${v}`)))));
   const want = new Set(["nodes", "namespaces", "pods"].flatMap((res) => ["get", "list", "watch"].map((v) => `/${res}/${v}`)));
   assert.equal([...grants].sort(), [...want].sort());
-  for (const r of rules) assert.not.ok(r.resourceNames || (r as any).nonResourceURLs, "no other kind of rule");
+  for (const r of rules) assert.not.ok(r.resourceNames || r.nonResourceURLs, "no other kind of rule");
   const binding = byKind("ClusterRoleBinding")[0];
   assert.is(binding.roleRef.name, byKind("ClusterRole")[0].metadata.name);
   assert.is(binding.subjects[0].name, byKind("ServiceAccount")[0].metadata.name);
