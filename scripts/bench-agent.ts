@@ -17,6 +17,8 @@ import { BIN_DIR, rmTemp, tempDir } from "../test/integration/common.ts";
 const NODES = Number(process.env.BENCH_NODES ?? 1000);
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 10);
 const NET = "podnet";
+/** The cluster CIDR of the template (BENCH_CLUSTER_CIDR=none: none, so the masquerade chain lists every peer range). */
+const CLUSTER_CIDR = process.env.BENCH_CLUSTER_CIDR === "none" ? undefined : (process.env.BENCH_CLUSTER_CIDR ?? "10.0.0.0/8");
 const TARGET = { syncMs: 2000, eventMs: 50, rssMiB: 100 };
 const say = (s = "") => process.stdout.write(`${s}\n`);
 
@@ -89,7 +91,7 @@ export async function benchAgent(): Promise<AgentFigures> {
       cniVersion: "1.0.0",
       name: NET,
       plugins: [{
-        type: "ovsplane", bridge: "br-int", datapathType: "netdev", ovsdbSocket: node.ovsdbSocket, segment: 1,
+        type: "ovsplane", bridge: "br-int", datapathType: "netdev", ovsdbSocket: node.ovsdbSocket, segment: 1, clusterCIDR: CLUSTER_CIDR,
         ipam: { type: "ovsplane-ipam", routes: [{ dst: "0.0.0.0/0" }], dataDir: join(dir, "ipam") },
         logFile: join(dir, "cni.log"),
       }],
@@ -147,7 +149,7 @@ export async function benchAgent(): Promise<AgentFigures> {
       nodes: NODES, syncMs, syncReconcileMs, eventMs: median(eventMs), eventReconcileMs: median(eventRec),
       flowChangesPerEvent: changes, otherFlowsTouched: otherTouched, rssMiB,
     };
-    say(`\novsplane-agent with ${NODES} Nodes (this node + ${peers} peers; Bun-compiled dist/bin/ovsplane-agent, fake API server):`);
+    say(`\novsplane-agent with ${NODES} Nodes (this node + ${peers} peers, clusterCIDR ${CLUSTER_CIDR ?? "none"}; Bun-compiled dist/bin/ovsplane-agent, fake API server):`);
     const line = (name: string, v: string, target: string, ok: boolean) => say(`  ${name.padEnd(44)} ${v.padStart(10)}   target ${target.padEnd(9)} ${verdict(ok)}`);
     line(`initial sync (start -> ${peers} peers' flows + routes)`, `${syncMs.toFixed(0)} ms`, `< ${TARGET.syncMs} ms`, syncMs < TARGET.syncMs);
     line(`one Node event -> flows + route (median of ${EVENTS})`, `${f.eventMs.toFixed(1)} ms`, `< ${TARGET.eventMs} ms`, f.eventMs < TARGET.eventMs);

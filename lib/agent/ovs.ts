@@ -1,13 +1,16 @@
 // The agent's OVS reconcile: bridge and shared ports, node-wide flows, pods' flows replayed, host state, in one pass.
 import { nodeFlows, podFlows, segmentFlows, type PeerFlowSpec } from "../dataplane/builders.ts";
 import { diffFlows, desiredNodeFlows, NODE_SCOPE, type CookieFilter } from "../dataplane/model.ts";
-import { CookieKind, cookie, EXACT_MASK, KIND_MASK, NODE_COOKIE } from "../dataplane/pipeline.ts";
+import { CookieKind, cookie, EXACT_MASK, KIND_MASK, NODE_COOKIE, peerCookie, routeCookie } from "../dataplane/pipeline.ts";
+import { networkId } from "../dataplane/names.ts";
+import { parseIp } from "../net/ip.ts";
 import type { HostSpec } from "../dataplane/hoststate.ts";
 import { flowKey, type Flow, type FlowOp } from "../ovs/flow.ts";
+import { trace } from "../host/exec.ts";
 import { connect, setToArray, type OvsdbClient } from "../ovs/ovsdb.ts";
 import { bridgeIds, ensureNode, listPorts } from "../node/bridge.ts";
-import { readFlows, withSwitch } from "../node/flows.ts";
-import { applyHostState, isApplied } from "../node/host.ts";
+import { readFlows, withSwitch, type Switch } from "../node/flows.ts";
+import { applyHostState, hostKey, isApplied } from "../node/host.ts";
 import { OVS_TIMEOUT_MS, withLock } from "../node/lock.ts";
 import { nodeSpec } from "../plugin/plan.ts";
 import type { OvsplaneConfig } from "../plugin/config.ts";
@@ -58,29 +61,46 @@ export function podFlowOps(current: readonly Flow[], desired: readonly Flow[]): 
 
 /**
  * One reconcile of the node's OVS state: ensure the bridge and shared ports, then under the node lock
- * read the node-wide, pod and segment flows back and write the differences as one bundle, and apply
+ * read the node-wide (all of them, or when only peers changed since the last reconcile of the bridge
+ * only theirs and the defaults), pod and segment flows back and write the differences as one bundle, and apply
  * the host state when its fingerprint (or the kernel's marker route) says it changed.
  */
 export async function reconcileOvs(input: OvsInput): Promise<OvsOutcome> {
   const { cfg, self, peers } = input;
+  trace(`agent reconcile of ${peers.length} peers: connecting to OVSDB`);
   const c = await connect(cfg.ovsdbSocket, { timeoutMs: OVS_TIMEOUT_MS });
   try {
     const ofports = await ensureNode(c, nodeSpec(cfg, self.address!), undefined, OVS_TIMEOUT_MS);
+    trace("bridge and shared ports ensured");
     const model = agentNodeModel(cfg, ofports, self, peers);
     const pods = podFlowSpecs(cfg.name, await podPorts(c, cfg.name));
     const wantPods = pods.flatMap((p) => [...podFlows(p, model.ports), ...segmentFlows(p.segment)]);
     const spec: HostSpec = agentHostSpec(cfg, self, peers);
+    trace(`pod ports read (${pods.length})`);
     return await withLock(c, cfg.bridge, async () => {
       const { nodeOps, podOps } = await withSwitch(cfg.ofSocket, async (sw) => {
-        const [node, pod] = await Promise.all([sw.read(NODE_SCOPE), sw.read(POD_SCOPE)]);
-        const nodeOps = diffFlows(node, desiredNodeFlows(model));
+        const now = peersByAddress(peers);
+        const key = appliedKey(cfg, self, ofports);
+        const prev = lastApplied.get(cfg.ofSocket);
+        lastApplied.delete(cfg.ofSocket);
+        const changed = prev?.key === key ? changedAddresses(prev.peers, now) : undefined;
+        const [pod, incremental] = await Promise.all([sw.read(POD_SCOPE), changed?.size ? peerOps(sw, cfg, self, ofports, peers, changed) : undefined]);
+        let nodeOps = incremental;
+        if (!nodeOps) {
+          const node = await sw.read(NODE_SCOPE);
+          trace(`${node.length} node-wide flows read`);
+          nodeOps = diffFlows(node, desiredNodeFlows(model));
+        }
+        trace(`node-wide flows diffed (${incremental ? `${changed!.size} peers changed` : "all"}): ${nodeOps.length} changes`);
         const podOps = podFlowOps(pod, dedupe(wantPods));
         await sw.apply([...nodeOps, ...podOps]);
+        lastApplied.set(cfg.ofSocket, { key, peers: now });
         return { nodeOps, podOps };
       });
       let hostApplied = false;
-      if (!isApplied(spec, await bridgeIds(c, cfg.bridge))) {
-        await applyHostState(c, cfg.bridge, spec);
+      const ids = await bridgeIds(c, cfg.bridge);
+      if (!isApplied(spec, ids)) {
+        await applyHostState(c, cfg.bridge, spec, ids[hostKey(cfg.name)]);
         hostApplied = true;
       }
       return { ofports, nodeChanges: nodeOps.length, podReplays: podOps.filter((o) => o.op === "add").length, pods: pods.length, hostApplied };
@@ -88,6 +108,47 @@ export async function reconcileOvs(input: OvsInput): Promise<OvsOutcome> {
   } finally {
     c.close();
   }
+}
+
+/** What the last reconcile of a bridge wrote: its inputs but the peers, and each peer address's pod ranges. */
+const lastApplied = new Map<string, { key: string; peers: Map<string, string> }>();
+
+/** Everything of a reconcile's input but the peers (a change of any of it calls for a full reconcile). */
+function appliedKey(cfg: OvsplaneConfig, self: NodeFacts, ofports: { tunnel: number; gateway: number }): string {
+  return JSON.stringify([cfg, self, ofports], (_, v) => (typeof v === "bigint" ? v.toString() : v));
+}
+
+/** Each peer address with its pod ranges (a route cookie covers all ranges of one address). */
+function peersByAddress(peers: readonly PeerFlowSpec[]): Map<string, string> {
+  const m = new Map<string, string[]>();
+  for (const p of peers) m.set(p.nodeIP, [...(m.get(p.nodeIP) ?? []), p.podCIDR]);
+  return new Map([...m].map(([ip, r]) => [ip, r.sort().join(",")]));
+}
+
+/** Peer addresses added, removed or with other pod ranges. */
+function changedAddresses(prev: ReadonlyMap<string, string>, now: ReadonlyMap<string, string>): Set<string> {
+  const out = new Set<string>();
+  for (const [ip, r] of now) if (prev.get(ip) !== r) out.add(ip);
+  for (const ip of prev.keys()) if (!now.has(ip)) out.add(ip);
+  return out;
+}
+
+/**
+ * The node-wide flow changes when only some peers changed since the last reconcile (a Node event):
+ * the pipeline defaults, gateway and global flows and those peers' acceptance and route flows are read
+ * back (by cookie) and diffed, no other peer's. Undefined when the defaults are missing (a flush or an
+ * ovs-vswitchd restart): then everything is read back.
+ */
+async function peerOps(sw: Switch, cfg: OvsplaneConfig, self: NodeFacts, ofports: { tunnel: number; gateway: number }, peers: readonly PeerFlowSpec[], changed: ReadonlySet<string>): Promise<FlowOp[] | undefined> {
+  const netId = networkId(cfg.name);
+  const scope: CookieFilter[] = [
+    ...[CookieKind.Node, CookieKind.Gateway, CookieKind.Global].map((k) => ({ cookie: cookie(k, 0n), mask: KIND_MASK })),
+    ...[...changed].flatMap((ip) => [peerCookie(parseIp(ip).value), routeCookie(netId, parseIp(ip).value)].map((c) => ({ cookie: c, mask: EXACT_MASK }))),
+  ];
+  const current = await sw.read(scope);
+  const desired = desiredNodeFlows(agentNodeModel(cfg, ofports, self, peers.filter((p) => changed.has(p.nodeIP))));
+  const ops = diffFlows(current, desired);
+  return ops.some((o) => o.op === "add" && o.flow.cookie === NODE_COOKIE) ? undefined : ops;
 }
 
 /** Flows without repeats (a segment's flow is wanted once per pod in it). */

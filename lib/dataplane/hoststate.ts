@@ -153,7 +153,20 @@ export function iptablesRemove(network: string, save: string, raw: boolean): str
   return text.length ? text.join("\n") + "\n" : "";
 }
 
-/** The fingerprint of a spec: host state is rewritten only when it changes. */
+/** The parts of a spec's fingerprint: iptables (masquerade, raw guard), gateway (addresses, route source, metric), peer routes. */
+export function hostFingerprintParts(s: HostSpec): { iptables: string; gateway: string; peers: string } {
+  return {
+    iptables: short(JSON.stringify([s.network, s.masquerade, s.podCIDRs, s.clusterRanges])),
+    gateway: short(JSON.stringify([s.network, String(s.netId), s.gateways, s.gatewayIP])),
+    peers: short(JSON.stringify(s.peers.map((p) => p.podCIDR))),
+  };
+}
+
+/**
+ * The fingerprint of a spec, `IPTABLES-GATEWAY-PEERS`: host state is rewritten only when it changes,
+ * and then only the parts that changed (a peer's Node event touches routes, not iptables).
+ */
 export function hostFingerprint(s: HostSpec): string {
-  return short(JSON.stringify(s, (_, v) => (typeof v === "bigint" ? v.toString() : v)));
+  const p = hostFingerprintParts(s);
+  return `${p.iptables}-${p.gateway}-${p.peers}`;
 }

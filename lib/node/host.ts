@@ -5,7 +5,7 @@ import { run, trace } from "../host/exec.ts";
 import { ipBatch, ipJson } from "../host/netns.ts";
 import type { OvsdbClient } from "../ovs/ovsdb.ts";
 import {
-  hostFingerprint, iptablesApply, iptablesRemove, markerRoutes, ROUTE_PROTO, routeLines, routeMetric, staleRouteLines, type HostSpec, type RouteJson,
+  hostFingerprint, hostFingerprintParts, iptablesApply, iptablesRemove, markerRoutes, ROUTE_PROTO, routeLines, routeMetric, staleRouteLines, type HostSpec, type RouteJson,
 } from "../dataplane/hoststate.ts";
 import { GATEWAY_PORT } from "../dataplane/names.ts";
 import { cidrContains } from "../net/ip.ts";
@@ -45,17 +45,36 @@ export function isApplied(spec: HostSpec, ids: Readonly<Record<string, string>>)
 }
 
 /**
- * Brings a network's host state to the spec: masquerade and raw guard in one `iptables-restore
- * --noflush` (our chains rewritten whole, jumps added where missing), then one `ip -batch` for the
- * gateway address, the stale routes of this network removed and the wanted ones replaced; records the
- * fingerprint on the bridge. Callers hold the node lock.
+ * Brings a network's host state to the spec, rewriting only what changed since `recorded` (the
+ * fingerprint on the bridge, when the caller read it): masquerade and raw guard in one
+ * `iptables-restore --noflush` (our chains rewritten whole, jumps added where missing) unless their
+ * part of the fingerprint is unchanged and the kernel still holds the marker routes; then one
+ * `ip -batch` for the gateway address, the marker routes and the peer routes — all of them (stale ones
+ * of this network removed) when the gateway part changed or is unknown, else only the peer routes that
+ * were added or removed (found in /proc/net/route by device and metric). Records the fingerprint on the
+ * bridge. Callers hold the node lock.
  */
-export async function applyHostState(c: OvsdbClient, bridge: string, spec: HostSpec): Promise<void> {
-  const save = (await run(["iptables-save"])).stdout;
-  await run(["iptables-restore", "-w", "--noflush"], { input: iptablesApply(spec, save) });
-  const routes = await ipJson<RouteJson[]>(["route", "show", "proto", String(ROUTE_PROTO)]);
+export async function applyHostState(c: OvsdbClient, bridge: string, spec: HostSpec, recorded?: string): Promise<void> {
+  const [ipt, gw] = (recorded ?? "").split("-");
+  const want = hostFingerprintParts(spec);
+  const ours = procRoutes().filter((r) => r.dev === GATEWAY_PORT && r.metric === routeMetric(spec.netId)).map((r) => r.dst);
+  const kernelHas = markerRoutes(spec).every((d) => ours.includes(d));
+  if (!kernelHas || ipt !== want.iptables) {
+    const save = (await run(["iptables-save"])).stdout;
+    await run(["iptables-restore", "-w", "--noflush"], { input: iptablesApply(spec, save) });
+  } else trace(`iptables of ${spec.network} unchanged`);
   const wanted = [...spec.peers.map((p) => p.podCIDR), ...markerRoutes(spec)];
-  await ipBatch([...staleRouteLines(routes, spec.netId, wanted), ...routeLines(spec)]);
+  if (!kernelHas || gw !== want.gateway) {
+    const routes = await ipJson<RouteJson[]>(["route", "show", "proto", String(ROUTE_PROTO)]);
+    await ipBatch([...staleRouteLines(routes, spec.netId, wanted), ...routeLines(spec)]);
+  } else {
+    const have = new Set(ours);
+    const stale = staleRouteLines(ours.map((dst) => ({ dst, dev: GATEWAY_PORT, metric: routeMetric(spec.netId) })), spec.netId, wanted);
+    const missing = new Set(spec.peers.map((p) => p.podCIDR).filter((d) => !have.has(d)));
+    const lines = [...stale, ...routeLines({ ...spec, peers: spec.peers.filter((p) => missing.has(p.podCIDR)) })];
+    trace(`routes of ${spec.network}: ${stale.length} removed, ${missing.size} added`);
+    await ipBatch(lines);
+  }
   await setBridgeId(c, bridge, hostKey(spec.network), hostFingerprint(spec));
   trace(`host state of ${spec.network} applied`);
 }

@@ -13,7 +13,7 @@ import { bridgeIds, deletePorts, ensureNode, findPort, preflight } from "../node
 import { encodeTags } from "../dataplane/attachment.ts";
 import { networkScope } from "../dataplane/model.ts";
 import { addFlowOps, hostSpec, nodeSpec, podAddressing, podLinkCommands, podRoutes, staticModel } from "./plan.ts";
-import { applyHostState, isApplied } from "../node/host.ts";
+import { applyHostState, hostKey, isApplied } from "../node/host.ts";
 import { calls } from "./calllog.ts";
 import { underlay } from "../host/underlay.ts";
 import { OVS_TIMEOUT_MS, withLock } from "../node/lock.ts";
@@ -101,7 +101,7 @@ export async function add(req: CniRequest): Promise<Result> {
         withLock(client, cfg.bridge, () =>
           Promise.all([
             withSwitch(cfg.ofSocket, async (sw) => sw.apply(addFlowOps({ cfg, model, current: await sw.read(networkScope(cfg.name)), pod }))),
-            bridgeIds(client, cfg.bridge).then((ids) => (isApplied(host, ids) ? undefined : applyHostState(client, cfg.bridge, host))),
+            bridgeIds(client, cfg.bridge).then((ids) => (isApplied(host, ids) ? undefined : applyHostState(client, cfg.bridge, host, ids[hostKey(cfg.name)]))),
           ]),
         ),
       ]);
