@@ -11,7 +11,10 @@ import { LogFollower, parseCallLine } from "./cnilog.ts";
 import { logFileOf } from "../plugin/calllog.ts";
 import { agentConflist, networkConfig, nodeFacts, peersOf, segmentMap, type NodeFacts } from "./model.ts";
 import { nodeFlowsPresent, reconcileOvs } from "./ovs.ts";
-import { describeWatchError, loadKubeConfig, watchCluster, type ClusterWatch } from "./watch.ts";
+import { describeWatchError, loadKubeConfig, watchCluster, watchNodePods, type ClusterWatch, type RestartingInformer } from "./watch.ts";
+import { PodCollector } from "./collect.ts";
+import { relabelPods } from "./relabel.ts";
+import type { V1Pod } from "@kubernetes/client-node";
 
 /** What the agent is started with (the command line). */
 export interface AgentOptions {
@@ -30,6 +33,10 @@ export interface AgentOptions {
   checkIntervalMs?: number;
   /** Delay before retrying a failed reconcile (default 1000 ms). */
   retryMs?: number;
+  /** How long an attachment stays without its Pod on this node before GC removes it (default 30 s). */
+  gcGraceMs?: number;
+  /** Period of the GC pass (default a quarter of the grace period, 250 ms .. 10 s). */
+  gcIntervalMs?: number;
   log?: (line: string) => void;
 }
 
@@ -53,6 +60,12 @@ export class Agent {
   private follower?: LogFollower;
   private timer: NodeJS.Timeout | undefined;
   private checkTimer: NodeJS.Timeout | undefined;
+  /** This node's Pods (field selector spec.nodeName), for GC. */
+  private pods?: RestartingInformer<V1Pod>;
+  private gcTimer: NodeJS.Timeout | undefined;
+  private collector?: PodCollector;
+  /** The conflist last written (GC builds its DEL requests from it). */
+  private conflist?: Record<string, unknown>;
   private running = false;
   private dirty = false;
   private stopped = false;
@@ -89,6 +102,7 @@ export class Agent {
       error: () => undefined, // reconnect attempts: /readyz tells
     }, { maxBackoffMs: 2000 });
     this.checkTimer = setInterval(() => void this.check(), this.o.checkIntervalMs ?? 500);
+    this.startGc(kc);
     this.log(`started for node ${this.o.nodeName}; listening on ${this.o.listen}`);
   }
 
@@ -105,6 +119,8 @@ export class Agent {
     this.stopped = true;
     clearTimeout(this.timer);
     clearInterval(this.checkTimer);
+    clearInterval(this.gcTimer);
+    await this.pods?.stop();
     this.follower?.stop();
     this.session?.close();
     await this.cluster?.stop();
@@ -173,6 +189,13 @@ export class Agent {
     this.followCallLog(logFileOf({ logFile: cfg.logFile }));
     const out = await reconcileOvs({ cfg, self, peers });
     this.applied = { cfg, ofports: out.ofports };
+    this.conflist = conflist;
+    const relabel = await relabelPods(cfg, segs, out.ofports.gateway);
+    if (relabel.moved.length) {
+      this.metrics.podMoves.inc(relabel.moved.length);
+      changed.push(`moved ${relabel.moved.map((m) => `${m.port.attachment.podNamespace}/${m.port.attachment.podName} ${m.from}->${m.to}`).join(", ")}`);
+    }
+    if (relabel.deferred) this.dirty = true; // an ADD in flight: move it once its flows are written
     this.metrics.localPods.set(out.pods);
     this.metrics.flowReplays.inc(out.podReplays);
     this.metrics.nodeFlowChanges.inc(out.nodeChanges);
@@ -197,6 +220,39 @@ export class Agent {
       });
       this.follower.start();
     } else this.follower.setFile(file);
+  }
+
+  /** Starts the Pod informer of this node and the periodic GC pass. */
+  private startGc(kc: ReturnType<typeof loadKubeConfig>): void {
+    const graceMs = this.o.gcGraceMs ?? 30_000;
+    this.pods = watchNodePods(kc, this.o.nodeName, () => undefined, (err, delay) => {
+      this.metrics.watchRestarts.inc({ resource: "pods" });
+      this.log(`watch of pods failed (${describeWatchError(err)}); restarting in ${delay} ms`);
+    });
+    const pods = this.pods;
+    this.collector = new PodCollector({
+      conflist: () => this.conflist,
+      pods: () => ({ synced: pods.connected, list: pods.list() }),
+      graceMs,
+      cniPath: (process.env.CNI_PATH ?? "/opt/cni/bin").split(":").filter(Boolean),
+      log: this.log,
+    });
+    this.gcTimer = setInterval(() => void this.gc(), this.o.gcIntervalMs ?? Math.min(Math.max(graceMs / 4, 250), 10_000));
+  }
+
+  /** One GC pass, never while a reconcile runs or is due (events meanwhile ask for one after it). */
+  private async gc(): Promise<void> {
+    if (!this.collector || this.running || this.timer || this.stopped) return;
+    this.running = true;
+    try {
+      const removed = await this.collector.runOnce();
+      this.metrics.gcRemovals.inc(removed.length);
+    } catch (e) {
+      this.log(`GC pass failed: ${messageOf(e)}`);
+    } finally {
+      this.running = false;
+    }
+    if (this.dirty) this.trigger();
   }
 
   /** The periodic check: a full reconcile when the pipeline defaults are gone from the bridge (flush, restart). */

@@ -24,6 +24,8 @@ export class AgentMetrics {
   });
   readonly flowReplays = new Counter({ name: "ovsplane_agent_flow_replays_total", help: "Pod and segment flows written back because they were missing or different", registers: [this.registry] });
   readonly nodeFlowChanges = new Counter({ name: "ovsplane_agent_node_flow_changes_total", help: "Node-wide flows added, replaced or deleted", registers: [this.registry] });
+  readonly gcRemovals = new Counter({ name: "ovsplane_gc_removals_total", help: "Attachments removed by the agent's GC (their pod is no longer on this node)", registers: [this.registry] });
+  readonly podMoves = new Counter({ name: "ovsplane_agent_pod_moves_total", help: "Running pods moved to their namespace's new segment", registers: [this.registry] });
   readonly hostApplies = new Counter({ name: "ovsplane_agent_host_state_applies_total", help: "Times the host state (gateway, routes, iptables) was applied", registers: [this.registry] });
   readonly cniSeconds = new Histogram({
     name: "ovsplane_cni_duration_seconds",

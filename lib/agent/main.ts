@@ -8,6 +8,12 @@ export function defaultNodeName(env: Record<string, string | undefined>): string
   return env.NODE_NAME || hostname();
 }
 
+/** --gc-grace (seconds) in ms; a negative or non-numeric value is refused. */
+export function gcGraceMs(seconds: number): number {
+  if (!Number.isFinite(seconds) || seconds < 0) throw new Error(`--gc-grace ${seconds}: expected seconds >= 0`);
+  return seconds * 1000;
+}
+
 /** Parses the command line into agent options (yargs; prints --help and exits on it). */
 export async function parseArgs(argv: string[], env: Record<string, string | undefined>): Promise<AgentOptions> {
   const { default: yargs } = await import("yargs");
@@ -20,6 +26,7 @@ export async function parseArgs(argv: string[], env: Record<string, string | und
     .option("cni-conf-dir", { type: "string", default: "/etc/cni/net.d", describe: "where the conflist is written (10-ovsplane.conflist)" })
     .option("state-dir", { type: "string", default: "/var/run/ovsplane", describe: "where segments.json is written (the plugin reads it)" })
     .option("listen", { type: "string", default: "127.0.0.1:9109", describe: "HOST:PORT of /healthz, /readyz and /metrics" })
+    .option("gc-grace", { type: "number", default: 30, describe: "seconds an attachment stays without its Pod on this node before GC removes it" })
     .example("$0 --conf-file /etc/ovsplane/conflist.json", "in a DaemonSet pod: in-cluster config, $NODE_NAME from the downward API")
     .example("$0 --kubeconfig ~/.kube/config --node-name worker-1 --conf-file tmpl.conflist --cni-conf-dir /tmp/net.d --state-dir /tmp/ovsplane", "by hand, against a cluster")
     .strict()
@@ -32,6 +39,7 @@ export async function parseArgs(argv: string[], env: Record<string, string | und
     cniConfDir: a.cniConfDir,
     stateDir: a.stateDir,
     listen: a.listen,
+    gcGraceMs: gcGraceMs(a.gcGrace),
   };
   if (a.kubeconfig) o.kubeconfig = a.kubeconfig;
   return o;

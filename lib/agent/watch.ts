@@ -1,5 +1,5 @@
 // Kubernetes watches of the agent: client-node 1.4.0 informers restarted with capped backoff after an error.
-import { CoreV1Api, KubeConfig, ListWatch, Watch, type KubernetesObject, type V1Namespace, type V1Node } from "@kubernetes/client-node";
+import { CoreV1Api, KubeConfig, ListWatch, Watch, type KubernetesObject, type V1Namespace, type V1Node, type V1Pod } from "@kubernetes/client-node";
 import { messageOf } from "../cni/errors.ts";
 
 /** Options of a RestartingInformer. */
@@ -12,6 +12,8 @@ export interface InformerOptions {
   onChange(): void;
   /** The informer failed and will be restarted after delayMs. */
   onError?(err: unknown, delayMs: number): void;
+  /** A field selector for the watch (the list function must apply it too). */
+  fieldSelector?: string;
 }
 
 /** The next restart delay after a failure: doubled, capped (pure). */
@@ -43,7 +45,7 @@ export class RestartingInformer<T extends KubernetesObject> {
     private readonly o: InformerOptions,
   ) {
     this.delay = o.minBackoffMs ?? 200;
-    this.lw = new ListWatch<T>(path, new Watch(kc), listFn as never, false);
+    this.lw = new ListWatch<T>(path, new Watch(kc), listFn as never, false, undefined, o.fieldSelector);
     for (const verb of ["add", "update", "delete"] as const) this.lw.on(verb, () => o.onChange());
     this.lw.on("error", (err: unknown) => this.failed(err));
   }
@@ -149,6 +151,15 @@ export function watchCluster(kc: KubeConfig, onChange: () => void, onError: (wha
       await Promise.all([nodes.stop(), namespaces.stop()]);
     },
   };
+}
+
+/** Starts an informer on the Pods of one node (field selector `spec.nodeName=<node>`), restarted like the others. */
+export function watchNodePods(kc: KubeConfig, node: string, onChange: () => void, onError: (err: unknown, delayMs: number) => void): RestartingInformer<V1Pod> {
+  const core = kc.makeApiClient(CoreV1Api);
+  const fieldSelector = `spec.nodeName=${node}`;
+  const pods = new RestartingInformer<V1Pod>(kc, "/api/v1/pods", () => core.listPodForAllNamespaces({ fieldSelector }), { onChange, onError, fieldSelector });
+  pods.start();
+  return pods;
 }
 
 /** A KubeConfig from a file, or the in-cluster one when no file is given. */
