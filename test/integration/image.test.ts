@@ -1,10 +1,13 @@
-// The DaemonSet image: built offline FROM scratch with podman; the manifest's init container run from it, the agent's entry and host tools checked.
+// The DaemonSet image: built offline FROM scratch with podman; the manifest's init container and agent container run from it as the DaemonSet runs them (the agent against the fake API server, in a simulated node's netns).
 import { existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { run } from "../../lib/host/exec.ts";
-import { createNode, createPod, runPlugin, teardownAll, REPO_ROOT, type SimNode } from "../harness/testbed.ts";
+import { createNode, createPod, runPlugin, sleep, teardownAll, testbed, REPO_ROOT, type SimNode } from "../harness/testbed.ts";
+import { createOutsideHost } from "../harness/outside.ts";
+import { netnsPath } from "../harness/netns.ts";
+import { spawnApiServer, type ApiServerProcess } from "../harness/apiserver/process.ts";
 import { rmTemp, tempDir } from "./common.ts";
 import { load, loadAll } from "js-yaml";
 
@@ -12,6 +15,7 @@ const t = suite("image");
 const IMAGE = "localhost/ovsplane:test";
 let S: string;
 let N: SimNode;
+let api: ApiServerProcess | undefined;
 
 const podman = (...args: string[]) =>
   run(["podman", "--root", join(S, "root"), "--runroot", join(S, "runroot"), "--storage-driver", "vfs", "--runtime", "runc", "--cgroup-manager", "cgroupfs", ...args], { timeoutMs: 300_000, allowFail: true });
@@ -22,6 +26,8 @@ t.before(async () => {
 });
 
 t.after(async () => {
+  await podman("rm", "-af", "-t", "0").catch(() => undefined);
+  await api?.close();
   await podman("rmi", "-af").catch(() => undefined);
   await teardownAll();
   await run(["rm", "-rf", S], { allowFail: true });
@@ -105,6 +111,74 @@ t("the agent container's entry and the host tools it runs (ip, iptables-save, ip
   assert.is(res.code, 0, res.stderr);
   const save = await podman(...opts, "--entrypoint", "iptables-save", IMAGE);
   assert.is(save.code, 0, save.stderr);
+});
+
+async function waitFor<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, ms = 20_000): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+const readJson = (p: string): any => (existsSync(p) ? JSON.parse(readFileSync(p, "utf8")) : undefined);
+
+t("the manifest's agent container, run from the image as the DaemonSet runs it (in-cluster config, NODE_NAME): conflist, segments.json, host state, /readyz", async () => {
+  // The API server on the underlay; the node joined to it.
+  await testbed.attachUnderlay(N);
+  const host = await createOutsideHost({ name: "apiimg", address: "198.18.40.200/24" });
+  const apiDir = join(S, "api");
+  mkdirSync(apiDir);
+  api = await spawnApiServer({ listen: "198.18.40.200:6443", dir: apiDir, netns: host.netns });
+  for (const ns of ["default", "kube-system"]) await api.upsert("namespaces", { metadata: { name: ns } });
+  await api.upsert("namespaces", { metadata: { name: "shop", labels: { "ovsplane.dev/segment": "100" } } });
+  await api.upsert("nodes", {
+    metadata: { name: "img" },
+    spec: { podCIDR: "10.244.41.0/24", podCIDRs: ["10.244.41.0/24"] },
+    status: { addresses: [{ type: "InternalIP", address: N.underlayIP }] },
+  });
+  // The ConfigMap's template, pointed at the simulated node's OVS (userspace datapath, private run dir).
+  const docs = loadAll(readFileSync(join(REPO_ROOT, "conf/kubernetes/ovsplane.yaml"), "utf8")) as any[];
+  const tmpl = JSON.parse(docs.find((d) => d?.kind === "ConfigMap").data["10-ovsplane.conflist"]);
+  Object.assign(tmpl.plugins[0], { datapathType: "netdev", ovsdbSocket: N.ovsdbSocket, logFile: join(S, "cni.log") });
+  const tmplFile = join(S, "template.conflist");
+  writeFileSync(tmplFile, JSON.stringify(tmpl));
+  const confDir = join(S, "agent-net.d");
+  const stateDir = join(S, "agent-state");
+  for (const d of [confDir, stateDir]) mkdirSync(d, { recursive: true });
+  const runDir = N.ovsdbSocket.replace(/^unix:/, "").replace(/\/[^/]+$/, "");
+  const c = manifestContainer("ovsplane-agent") as { command: string[] };
+  // The serviceaccount mount and the KUBERNETES_SERVICE_* env kubelet gives every pod; the manifest's own command.
+  const r = await podman("run", "-d", "--name", "ovsplane-agent-test", "--network", `ns:${netnsPath(N.netns)}`,
+    "--cap-add", "NET_ADMIN", "--cap-add", "NET_RAW", "--ulimit", "nproc=1024:1024", "--ulimit", "nofile=1024:1024",
+    "-e", "NODE_NAME=img", "-e", "KUBERNETES_SERVICE_HOST=198.18.40.200", "-e", "KUBERNETES_SERVICE_PORT=6443",
+    "-v", `${apiDir}:/var/run/secrets/kubernetes.io/serviceaccount:ro`,
+    "-v", `${tmplFile}:/etc/ovsplane-config/10-ovsplane.conflist:ro`,
+    "-v", `${confDir}:/host/etc/cni/net.d`, "-v", `${stateDir}:/var/run/ovsplane`, "-v", `${runDir}:${runDir}`,
+    "--entrypoint", c.command[0]!, IMAGE, ...c.command.slice(1));
+  assert.is(r.code, 0, r.stderr);
+  const logs = async () => (await podman("logs", "ovsplane-agent-test")).stderr;
+  try {
+    const conf = await waitFor("the conflist", () => readJson(join(confDir, "10-ovsplane.conflist")));
+    assert.is(conf.plugins[0].tunnel.localIP, N.underlayIP);
+    assert.is(conf.plugins[0].ipam.ranges[0][0].subnet, "10.244.41.0/24");
+    assert.equal(conf.plugins[0].agent, { stateDir: "/var/run/ovsplane" });
+    assert.is(conf.plugins[0].peers, undefined);
+    const segs = await waitFor("segments.json", () => readJson(join(stateDir, "segments.json")));
+    assert.equal(segs.namespaces, { default: 1, "kube-system": 1, shop: 100 });
+    // Host state written by the image's ip and iptables-restore, in the node's netns.
+    await waitFor("the gateway address", async () => (await N.exec(["ip", "-4", "addr", "show", "dev", "ovsplane-gw"], { allowFail: true })).stdout.includes("10.244.41.1/24"));
+    await waitFor("the masquerade chain", async () => /OVSPLANE-MASQ/.test((await N.exec(["iptables-save", "-t", "nat"])).stdout));
+    // What the readiness probe asks (host 127.0.0.1 in the node's network).
+    const probe = docs.find((d) => d?.kind === "DaemonSet").spec.template.spec.containers.find((x: any) => x.name === "ovsplane-agent").readinessProbe.httpGet;
+    await waitFor("/readyz 200", async () => (await N.exec(["curl", "-s", "-m", "2", "-o", "/dev/null", "-w", "%{http_code}", `http://${probe.host}:${probe.port}${probe.path}`], { allowFail: true })).stdout === "200");
+  } catch (e) {
+    console.error(await logs());
+    throw e;
+  } finally {
+    await podman("rm", "-f", "-t", "2", "ovsplane-agent-test");
+  }
 });
 
 t.run();
