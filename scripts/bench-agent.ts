@@ -99,17 +99,26 @@ export async function benchAgent(): Promise<AgentFigures> {
     const ofSocket = node.ofSocket("br-int");
     const netId = networkId(NET);
     const routeScope = [{ cookie: cookie(CookieKind.Route, 0n), mask: KIND_MASK }];
-    const argv = [join(BIN_DIR, "ovsplane-agent"), "--kubeconfig", api.kubeconfig, "--node-name", "abench", "--conf-file", tmpl,
+    const argv = [process.env.BENCH_AGENT ?? join(BIN_DIR, "ovsplane-agent"), "--kubeconfig", api.kubeconfig, "--node-name", "abench", "--conf-file", tmpl,
       "--cni-conf-dir", join(dir, "net.d"), "--state-dir", join(dir, "state"), "--listen", "127.0.0.1:9109"];
     let log = "";
     const t0 = performance.now();
     // `ip netns exec` execs the agent in place: the child's pid is the agent's.
     child = spawn("ip", ["netns", "exec", node.netns, ...argv], { env: { ...process.env, ...node.env }, stdio: ["ignore", "ignore", "pipe"] });
     child.stderr!.setEncoding("utf8").on("data", (d: string) => (log += d));
+    const rssTrace: string[] = [];
+    const sampler = setInterval(() => {
+      try {
+        const st = readFileSync(`/proc/${child!.pid}/status`, "utf8");
+        rssTrace.push(`${(performance.now() - t0).toFixed(0)}:${Math.round(Number(/^VmRSS:\s+(\d+)/m.exec(st)?.[1]) / 1024)}`);
+      } catch { /* not yet */ }
+    }, 25);
     const flowsPerPeer = routeFlows(netId, { nodeIP: "198.19.0.1", podCIDR: "10.0.1.0/24" }, { tunnel: 1, gateway: 2, gatewayMAC: "00:00:00:00:00:01" }).length;
     await until(`${peers} peers' flows`, async () => (await readFlows(ofSocket, routeScope).catch(() => [])).length >= peers * flowsPerPeer, 60_000, 5);
     await until(`${peers} routes`, async () => (await routes111(node)).length >= peers, 60_000, 0);
     const syncMs = performance.now() - t0;
+    clearInterval(sampler);
+    if (process.env.BENCH_SHOW) say(`RSS (ms:MiB) during the sync: ${rssTrace.join(" ")}`);
     await sleep(300); // let the reconcile's log line arrive
     const reconciles = () => [...log.matchAll(/reconciled in ([\d.]+) ms: (.*)/g)].map((m) => ({ ms: Number(m[1]), what: m[2]! }));
     const syncReconcileMs = reconciles().filter((r) => /node-wide flow changes/.test(r.what)).reduce((a, r) => a + r.ms, 0);
