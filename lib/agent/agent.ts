@@ -8,6 +8,7 @@ import type { OvsplaneConfig } from "../plugin/config.ts";
 import { SegmentsWriter, writeConflist } from "./files.ts";
 import { AgentMetrics, serveHttp } from "./http.ts";
 import { LogFollower, parseCallLine } from "./cnilog.ts";
+import { clearFlowRestoreWait, releaseFlowRestoreWait } from "./restorewait.ts";
 import { logFileOf } from "../plugin/calllog.ts";
 import { agentConflist, networkConfig, nodeFacts, peersOf, segmentMap, type NodeFacts } from "./model.ts";
 import { nodeFlowsPresent, reconcileOvs } from "./ovs.ts";
@@ -58,6 +59,8 @@ export class Agent {
   private server?: Server;
   /** Follows the plugin's call log (the conflist's logFile) for ovsplane_cni_duration_seconds. */
   private follower?: LogFollower;
+  /** flow-restore-wait was set true by this agent after its flows were written (see restorewait.ts). */
+  private restoreWaitArmed = false;
   private timer: NodeJS.Timeout | undefined;
   private checkTimer: NodeJS.Timeout | undefined;
   /** This node's Pods (field selector spec.nodeName), for GC. */
@@ -84,6 +87,9 @@ export class Agent {
 
   /** Starts the watches, the HTTP endpoint and the periodic check. */
   async start(): Promise<void> {
+    // A switch left waiting by an agent that died would stay dark (an underlay bridge on it too, so no API to
+    // list): forward now with whatever table it has; the first reconcile arms flow-restore-wait again.
+    await clearFlowRestoreWait(this.base.ovsdbSocket).catch((e: unknown) => this.log(`cannot clear flow-restore-wait: ${messageOf(e)}`));
     this.server = await serveHttp(this.o.listen, this.metrics, { notReady: () => this.notReady() });
     const kc = loadKubeConfig(this.o.kubeconfig);
     this.cluster = watchCluster(kc, () => this.trigger(), (what, err, delay) => {
@@ -123,6 +129,7 @@ export class Agent {
     await this.pods?.stop();
     this.follower?.stop();
     this.session?.close();
+    if (this.restoreWaitArmed && this.applied) await clearFlowRestoreWait(this.applied.cfg.ovsdbSocket).catch(() => undefined);
     await this.cluster?.stop();
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
   }
@@ -189,6 +196,10 @@ export class Agent {
     this.followCallLog(logFileOf({ logFile: cfg.logFile }));
     const out = await reconcileOvs({ cfg, self, peers });
     this.applied = { cfg, ofports: out.ofports };
+    if (out.nodeChanges || out.podReplays || !this.restoreWaitArmed) {
+      await releaseFlowRestoreWait(cfg.ovsdbSocket); // a restarted ovs-vswitchd waiting for these flows forwards now
+      this.restoreWaitArmed = true;
+    }
     this.conflist = conflist;
     const relabel = await relabelPods(cfg, segs, out.ofports.gateway);
     if (relabel.moved.length) {
