@@ -204,6 +204,7 @@ t("pods ADDed with the agent's conflists reach each other across nodes by their 
   for (const [node, agent, name] of [[A, agents[0]!, "pa"], [B, agents[1]!, "pb"]] as const) {
     const c = conflistOf(agent);
     const config = { cniVersion: c.cniVersion, name: c.name, ...c.plugins[0] };
+    await api!.upsert("pods", { metadata: { name, namespace: "x" }, spec: { nodeName: node.name } }); // listed: the agent's GC keeps it
     const pod = await createPod(name);
     s.defer(() => pod.destroy());
     const containerID = `ctr-${name}`;
