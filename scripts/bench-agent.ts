@@ -149,8 +149,10 @@ export async function benchAgent(): Promise<AgentFigures> {
       changes.push(rec.reduce((a, r) => a + Number(/(\d+) node-wide flow changes/.exec(r.what)?.[1] ?? 0), 0));
       const after = new Set((await readFlows(ofSocket, routeScope)).filter((f) => f.cookie !== mine[0]!.cookie).map(flowText));
       otherTouched += before.filter((f) => !after.has(f)).length;
+      const seenRemove = reconciles().length;
       await api.remove("nodes", `ev-${e}`);
       await until(`event ${e}'s flows gone`, async () => (await readFlows(ofSocket, mine)).length === 0, 10_000, 5);
+      await until(`event ${e}'s removal logged`, async () => reconciles().length > seenRemove, 5000, 5);
       await sleep(100);
     }
     const rssMiB = peakRssMiB(child.pid!);
