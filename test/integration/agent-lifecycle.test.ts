@@ -1,76 +1,28 @@
 // ovsplane-agent restarts and outages on two simulated nodes: an agent restart loses no packet and deletes no flow, an API outage keeps traffic and turns /readyz off, a vswitchd restart is repaired in time, CNI latency on /metrics.
-import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { spawnApiServer, type ApiServerProcess } from "../harness/apiserver/process.ts";
-import { createOutsideHost } from "../harness/outside.ts";
-import { connectNodes, createNode, createPod, pidAlive, runPlugin, sleep, teardownAll, type SimNode, type SimPod } from "../harness/testbed.ts";
+import { AgentBed, agentHttp as http, conflistOf, nodeObj, pluginConfig, waitFor, type AgentRun } from "../harness/agentbed.ts";
+import { createPod, pidAlive, runPlugin, sleep, type SimNode, type SimPod } from "../harness/testbed.ts";
 import { killPid } from "../harness/netns.ts";
-import { BIN_DIR, CNI_PATH, OVSPLANE, rmTemp } from "./common.ts";
+import { CNI_PATH, OVSPLANE } from "./common.ts";
 
 const t = suite("ovsplane-agent lifecycle");
-const AGENT = join(BIN_DIR, "ovsplane-agent");
-const NET = "podnet";
+const bed = new AgentBed();
 let A: SimNode, B: SimNode;
-let api: ApiServerProcess;
-let dir: string;
-interface RunningAgent { node: SimNode; child: ChildProcess; log: string; confDir: string; stateDir: string }
-const agents = new Map<string, RunningAgent>();
+/** The running agent of each node (replaced on a restart). */
+const agents = new Map<string, AgentRun>();
 const pods: { pod: SimPod; ip: string; node: SimNode; config: Record<string, unknown>; containerID: string }[] = [];
 const args = (name: string) => ({ IgnoreUnknown: "1", K8S_POD_NAMESPACE: "default", K8S_POD_NAME: name });
 
-const nodeObj = (name: string, ip: string, podCIDR: string) => ({
-  metadata: { name },
-  spec: { podCIDR, podCIDRs: [podCIDR] },
-  status: { addresses: [{ type: "InternalIP", address: ip }, { type: "Hostname", address: name }] },
-});
-
-/** Starts (or restarts) the node's agent inside its netns; stderr appended to one log file per node. */
-function startAgent(node: SimNode): RunningAgent {
-  const confDir = join(dir, `net.d-${node.name}`);
-  const stateDir = join(dir, `state-${node.name}`);
-  const tmpl = join(dir, `template-${node.name}.json`);
-  writeFileSync(tmpl, JSON.stringify({
-    cniVersion: "1.0.0",
-    name: NET,
-    plugins: [{
-      type: "ovsplane", bridge: "br-int", datapathType: "netdev", ovsdbSocket: node.ovsdbSocket, segment: 1,
-      ipam: { type: "ovsplane-ipam", routes: [{ dst: "0.0.0.0/0" }], dataDir: join(dir, `ipam-${node.name}`) },
-      logFile: join(dir, `cni-${node.name}.log`),
-    }],
-  }));
-  const log = join(dir, `agent-${node.name}.log`);
-  const argv = [AGENT, "--kubeconfig", api.kubeconfig, "--node-name", node.name, "--conf-file", tmpl, "--cni-conf-dir", confDir, "--state-dir", stateDir, "--listen", "127.0.0.1:9109"];
-  const child = spawn("ip", ["netns", "exec", node.netns, ...argv], { env: { ...process.env, ...node.env }, stdio: ["ignore", "ignore", "pipe"] });
-  child.stderr!.setEncoding("utf8").on("data", (d: string) => writeFileSync(log, d, { flag: "a" }));
-  const a = { node, child, log, confDir, stateDir };
+/** Starts (or restarts) the node's agent. */
+function startAgent(node: SimNode): AgentRun {
+  const a = bed.startAgent(node);
   agents.set(node.name, a);
   return a;
 }
 
-async function waitFor<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, ms = 10_000): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
-/** GET on the node's agent endpoint, from inside its netns. */
-async function http(node: SimNode, path: string): Promise<{ code: number; body: string }> {
-  const r = await node.exec(["curl", "-s", "-m", "3", "-w", "\n%{http_code}", `http://127.0.0.1:9109${path}`], { allowFail: true });
-  const i = r.stdout.lastIndexOf("\n");
-  return { code: Number(r.stdout.slice(i + 1)), body: r.stdout.slice(0, i) };
-}
-
-const conflistOf = (node: SimNode): any => {
-  const p = join(agents.get(node.name)!.confDir, "10-ovsplane.conflist");
-  return existsSync(p) ? JSON.parse(readFileSync(p, "utf8")) : undefined;
-};
 const routes111 = async (node: SimNode): Promise<string[]> =>
   JSON.parse((await node.exec(["ip", "-j", "route", "show", "proto", "111"])).stdout).map((r: { dst: string }) => r.dst);
 
@@ -94,24 +46,17 @@ async function pingFor(pod: SimPod, ip: string, secs: number): Promise<{ sent: n
 
 t.before(async () => {
   try {
-    dir = mkdtempSync("/tmp/ovsp-agent-lc-");
-    A = await createNode({ name: "a", underlayIP: "198.18.0.1" });
-    B = await createNode({ name: "b", underlayIP: "198.18.0.2" });
-    await connectNodes(A, B);
-    const host = await createOutsideHost({ name: "apisrv", address: "198.18.0.200/24" });
-    mkdirSync(join(dir, "api"));
-    api = await spawnApiServer({ listen: "198.18.0.200:6443", dir: join(dir, "api"), netns: host.netns });
-    for (const ns of ["default", "kube-system"]) await api.upsert("namespaces", { metadata: { name: ns } });
-    await api.upsert("nodes", nodeObj("a", A.underlayIP, "10.244.1.0/24"));
-    await api.upsert("nodes", nodeObj("b", B.underlayIP, "10.244.2.0/24"));
+    await bed.setup([{ metadata: { name: "default" } }, { metadata: { name: "kube-system" } }]);
+    ({ A, B } = bed);
+    await bed.api!.upsert("nodes", nodeObj("a", A.underlayIP, "10.244.1.0/24"));
+    await bed.api!.upsert("nodes", nodeObj("b", B.underlayIP, "10.244.2.0/24"));
     for (const n of [A, B]) startAgent(n);
     for (const n of [A, B]) {
       await waitFor(`${n.name}'s /readyz`, async () => (await http(n, "/readyz")).code === 200, 20_000);
-      await waitFor(`${n.name}'s conflist`, () => conflistOf(n));
+      await waitFor(`${n.name}'s conflist`, () => conflistOf(agents.get(n.name)!));
     }
     for (const [node, name] of [[A, "pa"], [B, "pb"]] as const) {
-      const c = conflistOf(node);
-      const config = { cniVersion: c.cniVersion, name: c.name, ...c.plugins[0] };
+      const config = pluginConfig(agents.get(node.name)!);
       const pod = await createPod(name);
       const containerID = `ctr-${name}`;
       const r = await runPlugin({ bin: OVSPLANE, node, command: "ADD", containerID, netns: pod, args: args(name), path: CNI_PATH, config });
@@ -127,11 +72,7 @@ t.before(async () => {
 
 t.after(async () => {
   for (const p of pods) await runPlugin({ bin: OVSPLANE, node: p.node, command: "DEL", containerID: p.containerID, netns: p.pod, args: args(p.pod.name), path: CNI_PATH, config: p.config }).catch(() => undefined);
-  for (const a of agents.values()) if (a.child.pid && pidAlive(a.child.pid)) await killPid(a.child.pid);
-  await api?.close();
-  await teardownAll();
-  if (process.env.AGENT_SHOW) for (const n of ["a", "b"]) console.log(readFileSync(join(dir, `agent-${n}.log`), "utf8"));
-  rmTemp(dir);
+  await bed.teardown();
 });
 
 t("/metrics: the pod ADD with the agent's conflist is counted in ovsplane_cni_duration_seconds; the issue's metrics are there", async () => {
@@ -172,7 +113,7 @@ t("restarting A's agent under a continuous ping: no packet lost, no flow deleted
 });
 
 t("API server down: traffic flows, /readyz 503, /healthz 200; back: a Node added meanwhile (history compacted, 410) is applied", async () => {
-  await api.stop();
+  await bed.api!.stop();
   const t0 = Date.now();
   const r = await waitFor("A's /readyz not ready", async () => {
     const h = await http(A, "/readyz");
@@ -182,23 +123,23 @@ t("API server down: traffic flows, /readyz 503, /healthz 200; back: a Node added
   assert.is((await http(A, "/healthz")).code, 200);
   const { sent, received } = await pingFor(pods[0]!.pod, pods[1]!.ip, 2);
   assert.is(received, sent, `traffic keeps flowing while the API is down: ${received}/${sent}`);
-  await api.upsert("nodes", nodeObj("c", "198.18.0.3", "10.244.3.0/24"));
-  await api.compact();
+  await bed.api!.upsert("nodes", nodeObj("c", "198.18.0.3", "10.244.3.0/24"));
+  await bed.api!.compact();
   await sleep(1000);
   assert.not.ok((await routes111(A)).includes("10.244.3.0/24"), "nothing seen while the API is down");
   assert.is((await http(A, "/readyz")).code, 503);
-  await api.start();
+  await bed.api!.start();
   const t1 = Date.now();
   await waitFor("A's route to c's range", async () => (await routes111(A)).includes("10.244.3.0/24"), 15_000);
   const routeMs = Date.now() - t1;
   await waitFor("A's /readyz ready again", async () => (await http(A, "/readyz")).code === 200, 10_000);
   console.log(`  API back: missed Node applied after ${routeMs} ms, /readyz 200 after ${Date.now() - t1} ms`);
-  await api.remove("nodes", "c");
+  await bed.api!.remove("nodes", "c");
   await waitFor("c's route gone", async () => !(await routes111(A)).includes("10.244.3.0/24"));
 });
 
 t("ovs-vswitchd restart on A: pods reach each other again within 2 s of it being up, without a CNI call", async () => {
-  const calls = () => readFileSync(join(dir, "cni-a.log"), "utf8").split("\n").filter(Boolean).length;
+  const calls = () => readFileSync(join(bed.dir, "cni-a.log"), "utf8").split("\n").filter(Boolean).length;
   const n = calls();
   const flows = (await flowTable(A)).size;
   await A.stopVswitchd();
