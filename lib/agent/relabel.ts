@@ -18,12 +18,12 @@ export interface Move {
   to: number;
 }
 
-/** The pods of the network whose namespace now maps to another segment than their port's tag says (pure). */
+/** The pods of the network whose namespace now maps to another segment than their port's tag says; pinned segments (OVSPLANE_SEGMENT) stay (pure). */
 export function relabelMoves(ports: readonly TaggedPort[], network: string, segments: Readonly<Record<string, number>>): Move[] {
   const out: Move[] = [];
   for (const p of ports) {
     const a = p.attachment;
-    if (!a || a.network !== network || !a.podNamespace) continue;
+    if (!a || a.network !== network || !a.podNamespace || a.segmentPinned) continue;
     const to = segments[a.podNamespace];
     if (to === undefined || to === a.segment) continue;
     out.push({ port: { ...p, attachment: a }, from: a.segment, to });

@@ -11,6 +11,8 @@ export const Tag = {
   MAC: "ovsplane-mac",
   PodNamespace: "ovsplane-pod-namespace",
   PodName: "ovsplane-pod-name",
+  /** `pinned` when the segment was asked for (CNI_ARGS OVSPLANE_SEGMENT): a Namespace relabel leaves the pod where it is. */
+  SegmentSource: "ovsplane-segment-source",
   Role: "ovsplane-role",
 } as const;
 
@@ -29,6 +31,8 @@ export interface Attachment {
   mac: string;
   podNamespace?: string;
   podName?: string;
+  /** The segment was asked for explicitly (OVSPLANE_SEGMENT), not taken from the pod's namespace. */
+  segmentPinned?: boolean;
 }
 
 /** The key of an attachment in CNI terms (GC's valid-attachments). */
@@ -49,6 +53,7 @@ export function encodeTags(a: Attachment): Record<string, string> {
   };
   if (a.podNamespace) t[Tag.PodNamespace] = a.podNamespace;
   if (a.podName) t[Tag.PodName] = a.podName;
+  if (a.segmentPinned) t[Tag.SegmentSource] = "pinned";
   return t;
 }
 
@@ -85,6 +90,7 @@ export function decodeTags(port: string, t: Readonly<Record<string, string>>): A
   };
   if (t[Tag.PodNamespace]) a.podNamespace = t[Tag.PodNamespace];
   if (t[Tag.PodName]) a.podName = t[Tag.PodName];
+  if (t[Tag.SegmentSource] === "pinned") a.segmentPinned = true;
   return a;
 }
 

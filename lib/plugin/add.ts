@@ -76,6 +76,7 @@ export async function add(req: CniRequest): Promise<Result> {
       mac,
       ...(req.args.K8S_POD_NAMESPACE ? { podNamespace: req.args.K8S_POD_NAMESPACE } : {}),
       ...(req.args.K8S_POD_NAME ? { podName: req.args.K8S_POD_NAME } : {}),
+      ...(req.args.OVSPLANE_SEGMENT !== undefined ? { segmentPinned: true } : {}),
     });
     undo.push({ what: "OVS port", fn: () => removePortByName(client, hostName) });
     const ofports = await ensureNode(client, node, { name: hostName, externalIds: tags }, OVS_TIMEOUT_MS);

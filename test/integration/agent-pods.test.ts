@@ -56,7 +56,7 @@ interface Added {
 }
 
 /** ADDs a pod (Kubernetes CNI_ARGS when namespace is given; its Pod object first when podObject); DEL and Pod removal deferred. */
-async function addPod(s: Scope, agent: AgentRun, name: string, namespace: string | undefined, podObject: boolean): Promise<Added> {
+async function addPod(s: Scope, agent: AgentRun, name: string, namespace: string | undefined, podObject: boolean, extra: Record<string, string> = {}): Promise<Added> {
   const node = agent.node;
   if (podObject) {
     await bed.api!.upsert("pods", podObj(namespace!, name, node.name));
@@ -65,7 +65,7 @@ async function addPod(s: Scope, agent: AgentRun, name: string, namespace: string
   const pod = await createPod(name);
   s.defer(() => pod.destroy());
   const containerID = `ctr-${name}`;
-  const args: Record<string, string> = namespace ? { IgnoreUnknown: "1", K8S_POD_NAMESPACE: namespace, K8S_POD_NAME: name } : { IgnoreUnknown: "1" };
+  const args: Record<string, string> = { ...(namespace ? { IgnoreUnknown: "1", K8S_POD_NAMESPACE: namespace, K8S_POD_NAME: name } : { IgnoreUnknown: "1" }), ...extra };
   const config = pluginConfig(agent);
   const r = await runPlugin({ bin: OVSPLANE, node, command: "ADD", containerID, netns: pod, args, path: CNI_PATH, config });
   assert.is(r.code, 0, `ADD ${name}: ${r.stdout} ${r.stderr}`);
@@ -125,7 +125,8 @@ t("relabeling a Namespace moves its running pods on both nodes within 2 s: tags,
   const r2 = await addPod(s, aB, "r2", "m", true);
   const o = await addPod(s, aA, "o1", "old", true);
   const ob = await addPod(s, aB, "o2", "old", true);
-  for (const p of [r1, r2, o, ob]) assert.is(await segmentTag(p), "300");
+  const pinned = await addPod(s, aA, "p1", "m", true, { OVSPLANE_SEGMENT: "300" });
+  for (const p of [r1, r2, o, ob, pinned]) assert.is(await segmentTag(p), "300");
   assert.ok(await r1.pod.ping(r2.ip, { tries: 8 }), "r1 -> r2 before");
   assert.ok(await o.pod.ping(r2.ip, { tries: 8 }), "o1 -> r2 before (same segment)");
   await bed.api!.upsert("namespaces", { metadata: { name: "m", labels: { [SEG]: "301" } } });
@@ -133,6 +134,7 @@ t("relabeling a Namespace moves its running pods on both nodes within 2 s: tags,
   await waitFor("both ports in segment 301", async () => (await segmentTag(r1)) === "301" && (await segmentTag(r2)) === "301", 2000);
   console.log(`  relabel -> both ports carry the new segment in ${Date.now() - t0} ms`);
   assert.is(await segmentTag(o), "300", "a pod of the other namespace stays");
+  assert.is(await segmentTag(pinned), "300", "a pod whose segment was asked for (OVSPLANE_SEGMENT) stays");
   assert.ok(await r1.pod.ping(r2.ip, { tries: 8 }), "r1 -> r2 after (same new segment)");
   assert.ok(await r2.pod.ping(r1.ip, { tries: 8 }), "r2 -> r1 after");
   assert.not.ok(await o.pod.ping(r1.ip, { tries: 2 }), "o1 no longer reaches r1 (same node)");

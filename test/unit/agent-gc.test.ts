@@ -1,7 +1,8 @@
 // Unit tests of the agent's pure pod logic: the GC decision, its DEL request, and the relabel plan (moves and the one bundle).
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import type { Attachment } from "../../lib/dataplane/attachment.ts";
+import { decodeTags, encodeTags, Tag, type Attachment } from "../../lib/dataplane/attachment.ts";
+import { gcGraceMs } from "../../lib/agent/main.ts";
 import { gcDecision, gcDelRequest, gcKey } from "../../lib/agent/gc.ts";
 import { relabelFlowOps, relabelMoves } from "../../lib/agent/relabel.ts";
 import type { TaggedPort } from "../../lib/node/bridge.ts";
@@ -76,6 +77,7 @@ test("relabel: moves only pods of the network whose namespace maps elsewhere", (
     port("c", att("c", { podNamespace: "unknown" })),
     port("d", att("d", { network: "other" })),
     port("e", att("e", { podNamespace: undefined, podName: undefined })),
+    port("f", att("f", { segmentPinned: true })),
     port("gw"),
   ];
   const moves = relabelMoves(ports, "podnet", { x: 200 });
@@ -103,6 +105,21 @@ test("relabel: the old segment's flow stays while another port (any network) use
   const ops = relabelFlowOps(moves, ports, { gateway: 2, gatewayMAC: "0a:58:00:00:00:01" });
   assert.not.ok(ops.some((o) => o.op === "delete" && o.cookie === segmentCookie(100)));
   assert.equal(relabelFlowOps([], ports, { gateway: 2, gatewayMAC: "0a:58:00:00:00:01" }), []);
+});
+
+test("a pinned segment (OVSPLANE_SEGMENT) is tagged and read back; other attachments carry no source tag", () => {
+  const pinned = att("p", { segmentPinned: true });
+  assert.is(encodeTags(pinned)[Tag.SegmentSource], "pinned");
+  assert.equal(decodeTags("veth-p", encodeTags(pinned)), pinned);
+  assert.is(encodeTags(att("a"))[Tag.SegmentSource], undefined);
+  assert.is(decodeTags("veth-a", encodeTags(att("a")))!.segmentPinned, undefined);
+});
+
+test("--gc-grace: seconds to ms; negative or not a number refused", () => {
+  assert.is(gcGraceMs(30), 30_000);
+  assert.is(gcGraceMs(0.5), 500);
+  assert.throws(() => gcGraceMs(-1), /--gc-grace/);
+  assert.throws(() => gcGraceMs(Number.NaN), /--gc-grace/);
 });
 
 test.run();
