@@ -51,7 +51,7 @@ export function peersOf(nodes: readonly V1Node[], self: string): PeerFlowSpec[] 
   return nodes
     .map(nodeFacts)
     .filter((f) => f.name !== self && f.address && f.podCIDRs.length)
-    .sort((a, b) => a.name.localeCompare(b.name))
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) // code-unit order: localeCompare (ICU) took ~20-60 ms for 1,000 Nodes under Bun
     .flatMap((f) => f.podCIDRs.map((podCIDR) => ({ nodeIP: f.address!, podCIDR })));
 }
 
