@@ -45,6 +45,7 @@ bench: build
 	bash scripts/build-libcni-driver.sh
 	node_modules/.bin/tsx scripts/bench.ts
 	node_modules/.bin/tsx scripts/bench-agent.ts
+	node_modules/.bin/tsx scripts/bench-throughput.ts
 
 demo: build
 	node_modules/.bin/tsx scripts/demo.ts
