@@ -1,83 +1,23 @@
 // ovsplane-agent on two simulated nodes against the fake API server: conflist, segments.json, peer flows and routes, health, flow replay.
-import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { spawnApiServer, type ApiServerProcess } from "../harness/apiserver/process.ts";
-import { createOutsideHost } from "../harness/outside.ts";
-import { connectNodes, createNode, createPod, pidAlive, runPlugin, sleep, teardownAll, type SimNode } from "../harness/testbed.ts";
-import { killPid } from "../harness/netns.ts";
+import type { ApiServerProcess } from "../harness/apiserver/process.ts";
+import { AgentBed, agentHttp, conflistOf, NET, nodeObj, segmentsOf, waitFor, type AgentRun } from "../harness/agentbed.ts";
+import { createPod, runPlugin, sleep, type SimNode } from "../harness/testbed.ts";
 import { readFlows } from "../../lib/node/flows.ts";
 import { EXACT_MASK, NODE_COOKIE, peerCookie, routeCookie } from "../../lib/dataplane/pipeline.ts";
 import { networkId } from "../../lib/dataplane/names.ts";
 import { parseIp } from "../../lib/net/ip.ts";
 import { scoped } from "../harness/fixtures.ts";
-import { BIN_DIR, CNI_PATH, OVSPLANE, rmTemp } from "./common.ts";
+import { CNI_PATH, OVSPLANE } from "./common.ts";
 
 const t = suite("ovsplane-agent");
-const AGENT = join(BIN_DIR, "ovsplane-agent");
-const NET = "podnet";
+const bed = new AgentBed();
 let A: SimNode, B: SimNode;
-let api: ApiServerProcess | undefined;
-let dir: string;
-const agents: { node: SimNode; child: ChildProcess; log: string; confDir: string; stateDir: string }[] = [];
-
-const nodeObj = (name: string, ip: string, podCIDR?: string) => ({
-  metadata: { name },
-  spec: podCIDR ? { podCIDR, podCIDRs: [podCIDR] } : {},
-  status: { addresses: [{ type: "InternalIP", address: ip }, { type: "Hostname", address: name }] },
-});
-
-/** A conflist template for one simulated node (its own OVSDB socket, userspace datapath). */
-function template(node: SimNode): Record<string, unknown> {
-  return {
-    cniVersion: "1.0.0",
-    name: NET,
-    plugins: [{
-      type: "ovsplane", bridge: "br-int", datapathType: "netdev", ovsdbSocket: node.ovsdbSocket, segment: 1, globalSegments: [5],
-      ipam: { type: "ovsplane-ipam", routes: [{ dst: "0.0.0.0/0" }], dataDir: join(dir, `ipam-${node.name}`) },
-      logFile: join(dir, `cni-${node.name}.log`),
-    }],
-  };
-}
-
-/** Starts the agent inside the node's netns with its OVS env; its stderr goes to a file. */
-function startAgent(node: SimNode, kubeconfig: string): (typeof agents)[number] {
-  const confDir = join(dir, `net.d-${node.name}`);
-  const stateDir = join(dir, `state-${node.name}`);
-  const tmpl = join(dir, `template-${node.name}.json`);
-  writeFileSync(tmpl, JSON.stringify(template(node)));
-  const log = join(dir, `agent-${node.name}.log`);
-  const argv = [AGENT, "--kubeconfig", kubeconfig, "--node-name", node.name, "--conf-file", tmpl, "--cni-conf-dir", confDir, "--state-dir", stateDir, "--listen", "127.0.0.1:9109"];
-  // `ip netns exec` execs the agent in place: the child's pid is the agent's.
-  const child = spawn("ip", ["netns", "exec", node.netns, ...argv], { env: { ...process.env, ...node.env }, stdio: ["ignore", "ignore", "pipe"] });
-  child.stderr!.setEncoding("utf8").on("data", (d: string) => writeFileSync(log, d, { flag: "a" }));
-  const a = { node, child, log, confDir, stateDir };
-  agents.push(a);
-  return a;
-}
-
-async function waitFor<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, ms = 10_000): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
-const readJson = (p: string): any => (existsSync(p) ? JSON.parse(readFileSync(p, "utf8")) : undefined);
-const conflistOf = (a: (typeof agents)[number]) => readJson(join(a.confDir, "10-ovsplane.conflist"));
-const segmentsOf = (a: (typeof agents)[number]) => readJson(join(a.stateDir, "segments.json"));
-
-/** GET on the agent's endpoint, from inside its node's netns. */
-async function http(node: SimNode, path: string): Promise<{ code: number; body: string }> {
-  const r = await node.exec(["curl", "-s", "-m", "3", "-w", "\n%{http_code}", `http://127.0.0.1:9109${path}`], { allowFail: true });
-  const i = r.stdout.lastIndexOf("\n");
-  return { code: Number(r.stdout.slice(i + 1)), body: r.stdout.slice(0, i) };
-}
+let api: ApiServerProcess;
+const agents: AgentRun[] = bed.agents;
+const http = agentHttp;
 
 const ipNum = (ip: string) => parseIp(ip).value;
 const peerFlows = (node: SimNode, peerIP: string) => readFlows(node.ofSocket("br-int"), [
@@ -97,26 +37,15 @@ t.before(async () => {
 });
 
 async function setup(): Promise<void> {
-  dir = mkdtempSync("/tmp/ovsp-agent-it-");
-  A = await createNode({ name: "a", underlayIP: "198.18.0.1" });
-  B = await createNode({ name: "b", underlayIP: "198.18.0.2" });
-  await connectNodes(A, B);
-  const host = await createOutsideHost({ name: "apisrv", address: "198.18.0.200/24" });
-  mkdirSync(join(dir, "api"));
-  api = await spawnApiServer({ listen: "198.18.0.200:6443", dir: join(dir, "api"), netns: host.netns });
-  for (const ns of ["default", "kube-system", "x"]) await api.upsert("namespaces", { metadata: { name: ns } });
+  await bed.setup(["default", "kube-system", "x"].map((name) => ({ metadata: { name } })));
+  ({ A, B } = bed);
+  api = bed.api!;
   await api.upsert("nodes", nodeObj("a", A.underlayIP)); // no pod range yet
-  startAgent(A, api.kubeconfig);
-  startAgent(B, api.kubeconfig);
+  bed.startAgent(A);
+  bed.startAgent(B);
 }
 
-t.after(async () => {
-  for (const a of agents.splice(0)) if (a.child.pid && pidAlive(a.child.pid)) await killPid(a.child.pid);
-  await api?.close();
-  await teardownAll();
-  if (process.env.AGENT_SHOW) for (const n of ["a", "b"]) console.log(readFileSync(join(dir, `agent-${n}.log`), "utf8"));
-  rmTemp(dir);
-});
+t.after(() => bed.teardown());
 
 t("ready once the API is listed and OVSDB answers; no conflist while the Node has no pod range", async () => {
   await waitFor("A's /readyz", async () => (await http(A, "/readyz")).code === 200, 20_000);
@@ -128,7 +57,7 @@ t("ready once the API is listed and OVSDB answers; no conflist while the Node ha
 });
 
 t("the conflist appears once the Node has a pod range: facts filled, agent stateDir, no peers", async () => {
-  await api!.upsert("nodes", nodeObj("a", A.underlayIP, "10.244.1.0/24"));
+  await api.upsert("nodes", nodeObj("a", A.underlayIP, "10.244.1.0/24"));
   const c = await waitFor("A's conflist", () => conflistOf(agents[0]!));
   const p = c.plugins[0];
   assert.equal(p.tunnel, { localIP: "198.18.0.1" });
@@ -142,7 +71,7 @@ t("the conflist appears once the Node has a pod range: facts filled, agent state
 t("segments.json follows Namespace labels (kube-system on the first global segment)", async () => {
   const first = await waitFor("segments.json", () => segmentsOf(agents[0]!));
   assert.equal(first.namespaces, { default: 1, "kube-system": 5, x: 1 });
-  await api!.upsert("namespaces", { metadata: { name: "x", labels: { "ovsplane.dev/segment": "100" } } });
+  await api.upsert("namespaces", { metadata: { name: "x", labels: { "ovsplane.dev/segment": "100" } } });
   const next = await waitFor("x in segment 100", () => segmentsOf(agents[0]!)?.namespaces?.x === 100 && segmentsOf(agents[0]!));
   assert.ok(next.generation > first.generation);
   await waitFor("B's segments.json too", () => segmentsOf(agents[1]!)?.namespaces?.x === 100);
@@ -150,7 +79,7 @@ t("segments.json follows Namespace labels (kube-system on the first global segme
 
 t("a peer Node brings its acceptance and route flows and a proto 111 route; removing it takes them away", async () => {
   const t0 = Date.now();
-  await api!.upsert("nodes", nodeObj("b", B.underlayIP, "10.244.2.0/24"));
+  await api.upsert("nodes", nodeObj("b", B.underlayIP, "10.244.2.0/24"));
   await waitFor("B's flows on A", async () => (await peerFlows(A, B.underlayIP)).length >= 2);
   await waitFor("A's route to B's range", async () => (await routes111(A)).includes("10.244.2.0/24"));
   const took = Date.now() - t0;
@@ -158,10 +87,10 @@ t("a peer Node brings its acceptance and route flows and a proto 111 route; remo
   await waitFor("A's flows on B", async () => (await peerFlows(B, A.underlayIP)).length >= 2);
   await waitFor("B's route to A's range", async () => (await routes111(B)).includes("10.244.1.0/24"));
   console.log(`  peer Node added -> flows and route on A in ${took} ms`);
-  await api!.remove("nodes", "b");
+  await api.remove("nodes", "b");
   await waitFor("B's flows gone from A", async () => (await peerFlows(A, B.underlayIP)).length === 0);
   await waitFor("A's route to B's range gone", async () => !(await routes111(A)).includes("10.244.2.0/24"));
-  await api!.upsert("nodes", nodeObj("b", B.underlayIP, "10.244.2.0/24"));
+  await api.upsert("nodes", nodeObj("b", B.underlayIP, "10.244.2.0/24"));
   await waitFor("B's flows back on A", async () => (await peerFlows(A, B.underlayIP)).length >= 2);
 });
 
@@ -188,10 +117,10 @@ t("after del-flows on A's bridge the node-wide flows are back within 2 s", async
 });
 
 t("after an API server outage the informers are restarted and the agent converges", async () => {
-  await api!.stop();
+  await api.stop();
   await sleep(700);
-  await api!.start();
-  await api!.upsert("namespaces", { metadata: { name: "y", labels: { "ovsplane.dev/segment": "200" } } });
+  await api.start();
+  await api.upsert("namespaces", { metadata: { name: "y", labels: { "ovsplane.dev/segment": "200" } } });
   await waitFor("y in segment 200 after the outage", () => segmentsOf(agents[0]!)?.namespaces?.y === 200, 15_000);
   const m = await http(A, "/metrics");
   const restarts = [...m.body.matchAll(/^ovsplane_agent_watch_restarts_total\{resource="\w+"\} (\d+)$/gm)].reduce((n, x) => n + Number(x[1]), 0);
@@ -204,7 +133,7 @@ t("pods ADDed with the agent's conflists reach each other across nodes by their 
   for (const [node, agent, name] of [[A, agents[0]!, "pa"], [B, agents[1]!, "pb"]] as const) {
     const c = conflistOf(agent);
     const config = { cniVersion: c.cniVersion, name: c.name, ...c.plugins[0] };
-    await api!.upsert("pods", { metadata: { name, namespace: "x" }, spec: { nodeName: node.name } }); // listed: the agent's GC keeps it
+    await api.upsert("pods", { metadata: { name, namespace: "x" }, spec: { nodeName: node.name } }); // listed: the agent's GC keeps it
     const pod = await createPod(name);
     s.defer(() => pod.destroy());
     const containerID = `ctr-${name}`;
