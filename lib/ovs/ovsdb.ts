@@ -275,14 +275,14 @@ export class OvsdbClient {
     try {
       texts = this.splitter.push(chunk);
     } catch (e) {
-      return this.shutdown(new CniError(Code.StepFailed, `OVSDB at ${this.endpoint}: protocol error: ${messageOf(e)}`));
+      return this.shutdown(new CniError(Code.StepFailed, `OVSDB at ${this.endpoint}: protocol error: ${messageOf(e)}`, "", { cause: e }));
     }
     for (const text of texts) {
       let msg: any;
       try {
         msg = JSON.parse(text);
       } catch (e) {
-        return this.shutdown(new CniError(Code.StepFailed, `OVSDB at ${this.endpoint}: protocol error: ${messageOf(e)}`));
+        return this.shutdown(new CniError(Code.StepFailed, `OVSDB at ${this.endpoint}: protocol error: ${messageOf(e)}`, "", { cause: e }));
       }
       if (msg !== null && typeof msg === "object") this.dispatch(msg);
     }

@@ -125,7 +125,7 @@ export async function add(req: CniRequest): Promise<Result> {
       }
     }
     if (err instanceof CniError && (err.code === Code.TryAgainLater || err.code === Code.AlreadyExists || err.code === Code.InvalidConfig)) {
-      throw new CniError(err.code, `ADD ${step}: ${err.message}`, err.details);
+      throw new CniError(err.code, `ADD ${step}: ${err.message}`, err.details, { cause: err });
     }
     throw stepFailed(`ADD ${step}`, err);
   } finally {

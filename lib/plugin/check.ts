@@ -102,7 +102,7 @@ export async function status(req: CniRequest): Promise<void> {
   try {
     client = await connect(cfg.ovsdbSocket, { timeoutMs: timeout });
   } catch (e) {
-    throw new CniError(Code.NotAvailable, `OVSDB at ${cfg.ovsdbSocket} does not answer: ${messageOf(e)}`);
+    throw new CniError(Code.NotAvailable, `OVSDB at ${cfg.ovsdbSocket} does not answer: ${messageOf(e)}`, "", { cause: e });
   }
   try {
     if (await bridgeExists(client, cfg.bridge)) {
@@ -115,12 +115,12 @@ export async function status(req: CniRequest): Promise<void> {
         { op: "select", table: "Open_vSwitch", where: [], columns: ["next_cfg"] },
       ]);
       await waitForCurCfg(client, Number(res[1].rows[0].next_cfg), timeout).catch((e) => {
-        throw new CniError(Code.NotAvailable, `ovs-vswitchd does not answer: ${messageOf(e)}`);
+        throw new CniError(Code.NotAvailable, `ovs-vswitchd does not answer: ${messageOf(e)}`, "", { cause: e });
       });
     }
   } catch (e) {
     if (e instanceof CniError && e.code === Code.NotAvailable) throw e;
-    throw new CniError(Code.NotAvailable, `OVS is not ready: ${messageOf(e)}`);
+    throw new CniError(Code.NotAvailable, `OVS is not ready: ${messageOf(e)}`, "", { cause: e });
   } finally {
     client.close();
   }
