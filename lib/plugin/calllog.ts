@@ -1,6 +1,8 @@
 // The CNI call log: a step recorder the verbs feed, and one JSON line per call appended to the netconf's logFile.
 import { appendFileSync, closeSync, fstatSync, mkdirSync, openSync, renameSync, statSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
+import { parseCniArgs } from "../cni/args.ts";
+import type { DispatchOutcome } from "../cni/skel.ts";
 
 /** Default log file (netconf `logFile`; `""` disables the log). */
 export const DEFAULT_LOG_FILE = "/var/log/ovsplane/cni.log";
@@ -42,15 +44,8 @@ function round(ms: number): number {
   return Math.round(ms * 10) / 10;
 }
 
-/** What the dispatcher reports after a command (the shape of lib/cni/skel.ts' DispatchOutcome, restated to stay import-free). */
-export interface CallOutcome {
-  command: string;
-  env: Record<string, string | undefined>;
-  conf?: Record<string, unknown>;
-  result?: { ips?: { address: string }[] };
-  error?: { code: number; msg: string; details?: string };
-  durationMs: number;
-}
+/** What the log needs of the dispatcher's outcome (a DispatchOutcome is one). */
+export type CallOutcome = Omit<DispatchOutcome, "conf" | "result"> & { conf?: Record<string, unknown>; result?: { ips?: { address: string }[] } };
 
 /** One line of the call log. */
 export interface CallRecord {
@@ -77,14 +72,13 @@ export function logFileOf(conf: Record<string, unknown> | undefined): string | u
   return typeof v === "string" && v.startsWith("/") ? v : DEFAULT_LOG_FILE;
 }
 
-/** CNI_ARGS `K=V;K=V` read leniently (malformed pairs skipped). */
+/** CNI_ARGS as the dispatcher reads them; {} when malformed (the call itself then failed with code 4). */
 function argsOf(raw: string | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const kv of (raw ?? "").split(";")) {
-    const i = kv.indexOf("=");
-    if (i > 0) out[kv.slice(0, i)] = kv.slice(i + 1);
+  try {
+    return parseCniArgs(raw ?? "");
+  } catch {
+    return {};
   }
-  return out;
 }
 
 /** The log record of a finished call (steps from the recorder). */
