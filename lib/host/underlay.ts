@@ -1,7 +1,7 @@
 // The node's underlay facts: tunnel source address and the MTU pods get (one `ip -j` at most).
-import { readFileSync } from "node:fs";
 import { invalidConfig } from "../cni/errors.ts";
 import { ipJson } from "./netns.ts";
+import { procRoutes } from "./routes.ts";
 import type { OvsplaneConfig } from "../plugin/config.ts";
 
 /** VXLAN over IPv4 costs 50 bytes. */
@@ -13,19 +13,9 @@ interface IpAddr {
   addr_info?: { family: string; local: string }[];
 }
 
-/** The interface of the IPv4 default route, read from /proc/net/route (no subprocess). */
+/** The interface of the first IPv4 default route /proc/net/route lists. */
 export function defaultRouteInterface(): string | undefined {
-  let text = "";
-  try {
-    text = readFileSync("/proc/net/route", "utf8");
-  } catch {
-    return undefined;
-  }
-  for (const line of text.split("\n").slice(1)) {
-    const f = line.trim().split(/\s+/);
-    if (f.length > 7 && f[1] === "00000000" && f[7] === "00000000") return f[0];
-  }
-  return undefined;
+  return procRoutes().find((r) => r.dst === "0.0.0.0/0")?.dev;
 }
 
 /** Tunnel local IP and pod MTU: from the config, else from the default-route (or localIP's) interface. */

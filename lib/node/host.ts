@@ -1,7 +1,7 @@
 // The node's host state of a network (gateway address, routes to peers, masquerade, raw guard): applied when it changed.
-import { readFileSync } from "node:fs";
 import { messageOf } from "../cni/errors.ts";
 import { run, trace } from "../host/exec.ts";
+import { procRoutes } from "../host/routes.ts";
 import { ipBatch, ipJson } from "../host/netns.ts";
 import type { OvsdbClient } from "../ovs/ovsdb.ts";
 import {
@@ -14,23 +14,6 @@ import { setBridgeId } from "./bridge.ts";
 /** The bridge external_id that records the fingerprint a network's host state was applied with. */
 export function hostKey(network: string): string {
   return `ovsplane-host-${network}`;
-}
-
-/** Routes of this netns's main table as /proc/net/route lists them (no subprocess): `dst/len` by interface and metric. */
-function procRoutes(): { dev: string; dst: string; metric: number }[] {
-  let text = "";
-  try {
-    text = readFileSync("/proc/net/route", "utf8");
-  } catch {
-    return [];
-  }
-  const ip = (hex: string) => [0, 1, 2, 3].map((i) => parseInt(hex.slice(6 - 2 * i, 8 - 2 * i), 16)).join(".");
-  return text.split("\n").slice(1).flatMap((line) => {
-    const f = line.trim().split(/\s+/);
-    if (f.length < 8) return [];
-    const len = parseInt(f[7]!, 16).toString(2).replace(/0/g, "").length;
-    return [{ dev: f[0]!, dst: `${ip(f[1]!)}/${len}`, metric: Number(f[6]) }];
-  });
 }
 
 /**
