@@ -2,6 +2,7 @@
 import { readFileSync } from "node:fs";
 import type { Server } from "node:http";
 import { messageOf } from "../cni/errors.ts";
+import { trace } from "../host/exec.ts";
 import { gatewayMac } from "../dataplane/names.ts";
 import { watchOvsdb, type OvsdbSession } from "../ovs/ovsdb-monitor.ts";
 import type { OvsplaneConfig } from "../plugin/config.ts";
@@ -15,6 +16,7 @@ import { nodeFlowsPresent, reconcileOvs } from "./ovs.ts";
 import { describeWatchError, loadKubeConfig, watchCluster, watchNodePods, type ClusterWatch, type RestartingInformer } from "./watch.ts";
 import { PodCollector } from "./collect.ts";
 import { relabelPods } from "./relabel.ts";
+import { OvsConnections } from "./conns.ts";
 import type { V1Pod } from "@kubernetes/client-node";
 
 /** What the agent is started with (the command line). */
@@ -77,6 +79,10 @@ export class Agent {
   /** What the last OVS reconcile ran with (for the periodic check). */
   private applied?: { cfg: OvsplaneConfig; ofports: { tunnel: number; gateway: number } };
   private readonly log: (line: string) => void;
+  /** The OVSDB and OpenFlow connections reconciles reuse. */
+  private readonly conns = new OvsConnections();
+  /** When the last reconcile ended (an event after a quiet time is applied at once). */
+  private lastRunEnd = 0;
 
   constructor(readonly o: AgentOptions) {
     this.log = o.log ?? ((l) => process.stderr.write(`${new Date().toISOString()} ovsplane-agent: ${l}\n`));
@@ -129,23 +135,30 @@ export class Agent {
     await this.pods?.stop();
     this.follower?.stop();
     this.session?.close();
+    this.conns.reset();
     if (this.restoreWaitArmed && this.applied) await clearFlowRestoreWait(this.applied.cfg.ovsdbSocket).catch(() => undefined);
     await this.cluster?.stop();
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
   }
 
-  /** Asks for a reconcile after the debounce time (one runs at a time; events meanwhile ask for one more). */
-  trigger(delayMs = this.o.debounceMs ?? 50): void {
+  /**
+   * Asks for a reconcile: at once (next turn of the event loop, so a burst delivered together is one
+   * reconcile) when none ran for the debounce time, else after it. One runs at a time; events meanwhile
+   * ask for one more.
+   */
+  trigger(delayMs?: number): void {
     if (this.stopped) return;
     if (this.running) {
       this.dirty = true;
       return;
     }
     if (this.timer) return;
+    const debounce = this.o.debounceMs ?? 50;
+    const delay = delayMs ?? (performance.now() - this.lastRunEnd >= debounce ? 0 : debounce);
     this.timer = setTimeout(() => {
       this.timer = undefined;
       void this.runOnce();
-    }, delayMs);
+    }, delay);
   }
 
   private async runOnce(): Promise<void> {
@@ -160,10 +173,12 @@ export class Agent {
     } catch (e) {
       end();
       retry = true;
+      this.conns.reset(); // the next attempt reconnects
       this.metrics.reconcileErrors.inc();
       this.log(`reconcile failed: ${messageOf(e)}`);
     } finally {
       this.running = false;
+      this.lastRunEnd = performance.now();
     }
     if (this.dirty) this.trigger();
     else if (retry) this.trigger(this.o.retryMs ?? 1000);
@@ -177,6 +192,7 @@ export class Agent {
     const own = nodes.find((n) => n.metadata?.name === this.o.nodeName);
     const self: NodeFacts = own ? nodeFacts(own) : { name: this.o.nodeName, podCIDRs: [] };
     const peers = peersOf(nodes, this.o.nodeName);
+    trace(`agent: ${peers.length} peers of ${nodes.length} Nodes`);
     const changed: string[] = [];
     const segs = segmentMap(cluster.namespaces.list(), this.base);
     if (this.segments.write(segs)) changed.push(`segments.json generation ${this.segments.generation}`);
@@ -193,19 +209,23 @@ export class Agent {
     this.waitingSaid = "";
     if (writeConflist(this.o.cniConfDir, conflist)) changed.push(`conflist written (${self.podCIDRs[0]}, ${self.address})`);
     const cfg = networkConfig(conflist);
+    trace("agent: conflist and segments written");
     this.followCallLog(logFileOf({ logFile: cfg.logFile }));
-    const out = await reconcileOvs({ cfg, self, peers });
+    const out = await reconcileOvs({ cfg, self, peers }, this.conns);
     this.applied = { cfg, ofports: out.ofports };
-    if (out.nodeChanges || out.podReplays || !this.restoreWaitArmed) {
-      await releaseFlowRestoreWait(cfg.ovsdbSocket); // a restarted ovs-vswitchd waiting for these flows forwards now
+    if (out.restored || !this.restoreWaitArmed) {
+      // A restarted ovs-vswitchd waiting for these flows forwards now (a Node event's changes need no release).
+      await releaseFlowRestoreWait(await this.conns.ovsdb(cfg.ovsdbSocket));
       this.restoreWaitArmed = true;
     }
     this.conflist = conflist;
-    const relabel = await relabelPods(cfg, segs, out.ofports.gateway);
+    trace("agent: OVS reconciled");
+    const relabel = await relabelPods(cfg, segs, out.ofports.gateway, this.conns);
     if (relabel.moved.length) {
       this.metrics.podMoves.inc(relabel.moved.length);
       changed.push(`moved ${relabel.moved.map((m) => `${m.port.attachment.podNamespace}/${m.port.attachment.podName} ${m.from}->${m.to}`).join(", ")}`);
     }
+    trace("agent: relabel pass done");
     if (relabel.deferred) this.dirty = true; // an ADD in flight: move it once its flows are written
     this.metrics.localPods.set(out.pods);
     this.metrics.flowReplays.inc(out.podReplays);

@@ -7,11 +7,12 @@ import { parseIp } from "../net/ip.ts";
 import type { HostSpec } from "../dataplane/hoststate.ts";
 import { flowKey, type Flow, type FlowOp } from "../ovs/flow.ts";
 import { trace } from "../host/exec.ts";
-import { connect, setToArray, type OvsdbClient } from "../ovs/ovsdb.ts";
+import { setToArray, type OvsdbClient } from "../ovs/ovsdb.ts";
 import { bridgeIds, ensureNode, listPorts } from "../node/bridge.ts";
-import { readFlows, withSwitch, type Switch } from "../node/flows.ts";
+import { readFlows, type Switch } from "../node/flows.ts";
 import { applyHostState, hostKey, isApplied } from "../node/host.ts";
 import { OVS_TIMEOUT_MS, withLock } from "../node/lock.ts";
+import type { OvsConnections } from "./conns.ts";
 import { nodeSpec } from "../plugin/plan.ts";
 import type { OvsplaneConfig } from "../plugin/config.ts";
 import { agentHostSpec, agentNodeModel, podFlowSpecs, type NodeFacts, type PodPort } from "./model.ts";
@@ -34,6 +35,8 @@ export interface OvsOutcome {
   pods: number;
   /** Host state was (re)applied. */
   hostApplied: boolean;
+  /** The pipeline defaults were missing and written (a new bridge, a flush, an ovs-vswitchd restart). */
+  restored: boolean;
 }
 
 /** The pods' and segments' cookies, read back to replay what is missing. */
@@ -65,49 +68,46 @@ export function podFlowOps(current: readonly Flow[], desired: readonly Flow[]): 
  * only theirs and the defaults), pod and segment flows back and write the differences as one bundle, and apply
  * the host state when its fingerprint (or the kernel's marker route) says it changed.
  */
-export async function reconcileOvs(input: OvsInput): Promise<OvsOutcome> {
+export async function reconcileOvs(input: OvsInput, conns: OvsConnections): Promise<OvsOutcome> {
   const { cfg, self, peers } = input;
-  trace(`agent reconcile of ${peers.length} peers: connecting to OVSDB`);
-  const c = await connect(cfg.ovsdbSocket, { timeoutMs: OVS_TIMEOUT_MS });
-  try {
-    const ofports = await ensureNode(c, nodeSpec(cfg, self.address!), undefined, OVS_TIMEOUT_MS);
-    trace("bridge and shared ports ensured");
-    const model = agentNodeModel(cfg, ofports, self, peers);
-    const pods = podFlowSpecs(cfg.name, await podPorts(c, cfg.name));
-    const wantPods = pods.flatMap((p) => [...podFlows(p, model.ports), ...segmentFlows(p.segment)]);
-    const spec: HostSpec = agentHostSpec(cfg, self, peers);
-    trace(`pod ports read (${pods.length})`);
-    return await withLock(c, cfg.bridge, async () => {
-      const { nodeOps, podOps } = await withSwitch(cfg.ofSocket, async (sw) => {
-        const now = peersByAddress(peers);
-        const key = appliedKey(cfg, self, ofports);
-        const prev = lastApplied.get(cfg.ofSocket);
-        lastApplied.delete(cfg.ofSocket);
-        const changed = prev?.key === key ? changedAddresses(prev.peers, now) : undefined;
-        const [pod, incremental] = await Promise.all([sw.read(POD_SCOPE), changed?.size ? peerOps(sw, cfg, self, ofports, peers, changed) : undefined]);
-        let nodeOps = incremental;
-        if (!nodeOps) {
-          const node = await sw.read(NODE_SCOPE);
-          trace(`${node.length} node-wide flows read`);
-          nodeOps = diffFlows(node, desiredNodeFlows(model));
-        }
-        trace(`node-wide flows diffed (${incremental ? `${changed!.size} peers changed` : "all"}): ${nodeOps.length} changes`);
-        const podOps = podFlowOps(pod, dedupe(wantPods));
-        await sw.apply([...nodeOps, ...podOps]);
-        lastApplied.set(cfg.ofSocket, { key, peers: now });
-        return { nodeOps, podOps };
-      });
-      let hostApplied = false;
-      const ids = await bridgeIds(c, cfg.bridge);
-      if (!isApplied(spec, ids)) {
-        await applyHostState(c, cfg.bridge, spec, ids[hostKey(cfg.name)]);
-        hostApplied = true;
+  trace(`agent reconcile of ${peers.length} peers`);
+  const c = await conns.ovsdb(cfg.ovsdbSocket);
+  const ofports = await ensureNode(c, nodeSpec(cfg, self.address!), undefined, OVS_TIMEOUT_MS);
+  trace("bridge and shared ports ensured");
+  const model = agentNodeModel(cfg, ofports, self, peers);
+  const pods = podFlowSpecs(cfg.name, await podPorts(c, cfg.name));
+  const wantPods = pods.flatMap((p) => [...podFlows(p, model.ports), ...segmentFlows(p.segment)]);
+  const spec: HostSpec = agentHostSpec(cfg, self, peers);
+  trace(`pod ports read (${pods.length})`);
+  return await withLock(c, cfg.bridge, async () => {
+    const { nodeOps, podOps } = await conns.sw.use(cfg.ofSocket, async (sw) => {
+      const now = peersByAddress(peers);
+      const key = appliedKey(cfg, self, ofports);
+      const prev = lastApplied.get(cfg.ofSocket);
+      lastApplied.delete(cfg.ofSocket);
+      const changed = prev?.key === key ? changedAddresses(prev.peers, now) : undefined;
+      const [pod, incremental] = await Promise.all([sw.read(POD_SCOPE), changed ? peerOps(sw, cfg, self, ofports, peers, changed) : undefined]);
+      let nodeOps = incremental;
+      if (!nodeOps) {
+        const node = await sw.read(NODE_SCOPE);
+        trace(`${node.length} node-wide flows read`);
+        nodeOps = diffFlows(node, desiredNodeFlows(model));
       }
-      return { ofports, nodeChanges: nodeOps.length, podReplays: podOps.filter((o) => o.op === "add").length, pods: pods.length, hostApplied };
+      trace(`node-wide flows diffed (${incremental ? `${changed!.size} peers changed` : "all"}): ${nodeOps.length} changes`);
+      const podOps = podFlowOps(pod, dedupe(wantPods));
+      await sw.apply([...nodeOps, ...podOps]);
+      lastApplied.set(cfg.ofSocket, { key, peers: now });
+      return { nodeOps, podOps };
     });
-  } finally {
-    c.close();
-  }
+    let hostApplied = false;
+    const ids = await bridgeIds(c, cfg.bridge);
+    if (!isApplied(spec, ids)) {
+      await applyHostState(c, cfg.bridge, spec, ids[hostKey(cfg.name)]);
+      hostApplied = true;
+    }
+    const restored = nodeOps.some((o) => o.op === "add" && o.flow.cookie === NODE_COOKIE);
+    return { ofports, nodeChanges: nodeOps.length, podReplays: podOps.filter((o) => o.op === "add").length, pods: pods.length, hostApplied, restored };
+  });
 }
 
 /** What the last reconcile of a bridge wrote: its inputs but the peers, and each peer address's pod ranges. */

@@ -5,10 +5,9 @@ import { attachmentId, gatewayMac } from "../dataplane/names.ts";
 import { EXACT_MASK, podCookie, segmentCookie } from "../dataplane/pipeline.ts";
 import { ipv4Of } from "../dataplane/attachment.ts";
 import type { FlowOp } from "../ovs/flow.ts";
-import { connect } from "../ovs/ovsdb.ts";
 import { findPort, listPorts, setPortTags, type TaggedPort } from "../node/bridge.ts";
-import { withSwitch } from "../node/flows.ts";
-import { OVS_TIMEOUT_MS, withLock } from "../node/lock.ts";
+import { withLock } from "../node/lock.ts";
+import type { OvsConnections } from "./conns.ts";
 import type { OvsplaneConfig } from "../plugin/config.ts";
 
 /** One pod to move: its port (with its attachment) and its old and new segment. */
@@ -66,30 +65,26 @@ export interface RelabelOutcome {
  * its new flows, the new segment's flow and the removal of an old segment's flow nobody uses. A pod whose
  * flows are not written yet (its ADD holds on for the lock) is left for the next pass.
  */
-export async function relabelPods(cfg: OvsplaneConfig, segments: Readonly<Record<string, number>>, gatewayOfport: number): Promise<RelabelOutcome> {
-  const c = await connect(cfg.ovsdbSocket, { timeoutMs: OVS_TIMEOUT_MS });
-  try {
-    // A cheap look first (no lock) for the common case of nothing to move.
-    if (!relabelMoves(await listPorts(c, cfg.name), cfg.name, segments).length) return { moved: [], deferred: 0 };
-    return await withLock(c, cfg.bridge, async () => {
-      const ports = await listPorts(c);
-      const moves = relabelMoves(ports, cfg.name, segments);
-      return withSwitch(cfg.ofSocket, async (sw) => {
-        const ready: (Move & { ofport: number })[] = [];
-        for (const m of moves) {
-          const a = m.port.attachment;
-          const [flows, port] = await Promise.all([
-            sw.read([{ cookie: podCookie(attachmentId(a.network, a.containerID, a.ifname)), mask: EXACT_MASK }]),
-            findPort(c, m.port.name),
-          ]);
-          if (flows.length && port?.ofport && port.ofport > 0) ready.push({ ...m, ofport: port.ofport });
-        }
-        for (const m of ready) await setPortTags(c, m.port.name, { [Tag.Segment]: String(m.to) });
-        await sw.apply(relabelFlowOps(ready, ports, { gateway: gatewayOfport, gatewayMAC: gatewayMac(cfg.bridge) }));
-        return { moved: ready, deferred: moves.length - ready.length };
-      });
+export async function relabelPods(cfg: OvsplaneConfig, segments: Readonly<Record<string, number>>, gatewayOfport: number, conns: OvsConnections): Promise<RelabelOutcome> {
+  const c = await conns.ovsdb(cfg.ovsdbSocket);
+  // A cheap look first (no lock) for the common case of nothing to move.
+  if (!relabelMoves(await listPorts(c, cfg.name), cfg.name, segments).length) return { moved: [], deferred: 0 };
+  return await withLock(c, cfg.bridge, async () => {
+    const ports = await listPorts(c);
+    const moves = relabelMoves(ports, cfg.name, segments);
+    return conns.sw.use(cfg.ofSocket, async (sw) => {
+      const ready: (Move & { ofport: number })[] = [];
+      for (const m of moves) {
+        const a = m.port.attachment;
+        const [flows, port] = await Promise.all([
+          sw.read([{ cookie: podCookie(attachmentId(a.network, a.containerID, a.ifname)), mask: EXACT_MASK }]),
+          findPort(c, m.port.name),
+        ]);
+        if (flows.length && port?.ofport && port.ofport > 0) ready.push({ ...m, ofport: port.ofport });
+      }
+      for (const m of ready) await setPortTags(c, m.port.name, { [Tag.Segment]: String(m.to) });
+      await sw.apply(relabelFlowOps(ready, ports, { gateway: gatewayOfport, gatewayMAC: gatewayMac(cfg.bridge) }));
+      return { moved: ready, deferred: moves.length - ready.length };
     });
-  } finally {
-    c.close();
-  }
+  });
 }

@@ -24,14 +24,9 @@ export async function setFlowRestoreWait(c: OvsdbClient, value: boolean | undefi
  * started waiting now forwards; a running one stopped reading the key when it first saw false), then true
  * again for the next restart. Two steps, so ovs-vswitchd never sees only the final true.
  */
-export async function releaseFlowRestoreWait(ovsdbSocket: string, timeoutMs = 5000): Promise<void> {
-  const c = await connect(ovsdbSocket, { timeoutMs });
-  try {
-    await setFlowRestoreWait(c, false, timeoutMs);
-    await setFlowRestoreWait(c, true);
-  } finally {
-    c.close();
-  }
+export async function releaseFlowRestoreWait(c: OvsdbClient, timeoutMs = 5000): Promise<void> {
+  await setFlowRestoreWait(c, false, timeoutMs);
+  await setFlowRestoreWait(c, true);
 }
 
 /** On the agent's exit: the key removed, so an ovs-vswitchd restarted while no agent runs does not wait for one. */

@@ -1,4 +1,4 @@
-// The node's flows: one OpenFlow connection per use, reads by cookie, atomic bundles, reconcile by difference.
+// The node's flows: one OpenFlow connection per use (or one held by a long-lived process), reads by cookie, atomic bundles.
 import { createConnection } from "node:net";
 import { parseEndpoint } from "../ovs/endpoint.ts";
 import { renderBundle, type Flow, type FlowOp } from "../ovs/flow.ts";
@@ -21,6 +21,35 @@ export async function withSwitch<T>(ofSocket: string, fn: (sw: Switch) => Promis
     return await fn(new Switch(ofSocket, conn));
   } finally {
     conn.close();
+  }
+}
+
+/**
+ * A long-lived OpenFlow connection (an agent's): reused while it is open and its bridge's socket is the
+ * same, reopened on the next use after it closed or after fn failed with it.
+ */
+export class HeldSwitch {
+  private held?: { ofSocket: string; conn: OpenFlowConnection };
+
+  /** Runs fn with the held connection to ofSocket's bridge (opened, waiting for the bridge, when needed). */
+  async use<T>(ofSocket: string, fn: (sw: Switch) => Promise<T>): Promise<T> {
+    if (!this.held || this.held.conn.closed || this.held.ofSocket !== ofSocket) {
+      this.close();
+      this.held = { ofSocket, conn: await connectWaiting(ofSocket, OF_TIMEOUT_MS) };
+    }
+    const held = this.held;
+    try {
+      return await fn(new Switch(ofSocket, held.conn));
+    } catch (e) {
+      if (this.held === held) this.close(); // a timed-out exchange may leave the stream out of step
+      throw e;
+    }
+  }
+
+  /** Closes the held connection (the next use opens one). */
+  close(): void {
+    this.held?.conn.close();
+    this.held = undefined;
   }
 }
 

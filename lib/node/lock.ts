@@ -14,6 +14,7 @@ export async function withLock<T>(client: OvsdbClient, bridge: string, fn: () =>
   try {
     return await fn();
   } finally {
-    await client.unlock(name).catch(() => undefined);
+    // A lock that could not be released goes with its connection (a long-lived one would keep it forever).
+    await client.unlock(name).catch(() => client.close());
   }
 }
