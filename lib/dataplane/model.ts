@@ -1,4 +1,5 @@
 // The node model and the node-wide flows it implies; differences between flows read back and flows wanted.
+import { createHash } from "node:crypto";
 import { flowKey, formatValue, renderActions, type Flow, type FlowOp } from "../ovs/flow.ts";
 import { gatewayFlows, globalFlows, nodeFlows, peerFlows, routeFlows, type NodePorts, type PeerFlowSpec } from "./builders.ts";
 import { CookieKind, EXACT_MASK, KIND_MASK, NETWORK_KIND_MASK, NODE_COOKIE, cookie, gatewayCookie, parseCookie } from "./pipeline.ts";
@@ -43,6 +44,36 @@ export function desiredNodeFlows(m: NodeModel): Flow[] {
     ...m.networks.flatMap((n) => networkFlows(m, n)),
     ...acceptPeers(m.networks.flatMap((n) => n.peers.map((p) => p.nodeIP)), m.ports.tunnel),
   ];
+}
+
+/** One flow as text: its identity and content (cookie, actions), as diffFlows compares them. */
+function flowText(f: Flow): string {
+  return `${flowKey(f)} ${f.cookie} ${renderActions(f.actions)}`;
+}
+
+/**
+ * The fingerprint of what one network wants of the node-wide flows in static mode: a hash of the model's
+ * inputs (ports, gateway, peers, global segments) and of the flows the builders make for at most one
+ * peer of it, so a new peer, a new gateway or ofport, or a plugin whose builders changed all give a new
+ * fingerprint, while computing it stays O(1) in flows (the peers are hashed as data, never built).
+ */
+export function networkFlowsFingerprint(m: NodeModel, network: string): string {
+  const n = m.networks.find((x) => x.name === network);
+  if (!n) throw new Error(`network ${network} is not in the node model`);
+  const sample: NodeModel = { ports: m.ports, networks: [{ ...n, peers: n.peers.slice(0, 1) }] };
+  const h = createHash("sha256");
+  h.update(JSON.stringify([m.ports, n.name, n.gatewayIP, n.globalSegments, n.peers.map((p) => [p.nodeIP, p.podCIDR])]));
+  for (const f of desiredNodeFlows(sample)) h.update(`\n${flowText(f)}`);
+  return h.digest("hex").slice(0, 16);
+}
+
+/**
+ * True when the pipeline defaults read back (cookie NODE_COOKIE) are all there and right: what a static
+ * ADD checks, with the fingerprint, before it trusts the node-wide flows without reading them all back.
+ * A flush or a restarted ovs-vswitchd takes the defaults with everything else.
+ */
+export function defaultsHold(ports: NodePorts, defaults: readonly Flow[]): boolean {
+  return diffFlows(defaults, nodeFlows(ports)).length === 0;
 }
 
 /** A cookie filter for reading flows back. */

@@ -11,8 +11,8 @@ import { delegateIpam } from "./delegate.ts";
 import { attachmentId, hostVethName, isMac, macFrom, randomMac, vethAlias } from "../dataplane/names.ts";
 import { bridgeIds, deletePorts, ensureNode, findPort, preflight } from "../node/bridge.ts";
 import { encodeTags } from "../dataplane/attachment.ts";
-import { networkScope } from "../dataplane/model.ts";
-import { addFlowOps, hostSpec, nodeSpec, podAddressing, podLinkCommands, podRoutes, staticModel } from "./plan.ts";
+import { applyStaticFlows } from "./staticflows.ts";
+import { hostSpec, nodeSpec, podAddressing, podLinkCommands, podRoutes, staticModel } from "./plan.ts";
 import { applyHostState, hostKey, isApplied } from "../node/host.ts";
 import { calls } from "./calllog.ts";
 import { underlay } from "../host/underlay.ts";
@@ -91,20 +91,22 @@ export async function add(req: CniRequest): Promise<Result> {
       const ops = [...segmentFlows(segment), ...podFlows(pod, model.ports)].map((flow) => ({ op: "add" as const, flow }));
       await Promise.all([hostUp(), withLock(client, cfg.bridge, () => withSwitch(cfg.ofSocket, (sw) => sw.apply(ops)))]);
     } else {
-      // Static mode: this network's node-wide flows are read back and only their differences written,
-      // in the same bundle as the pod's segment flow and its own flows; its host state (gateway address,
-      // routes, masquerade, raw guard) is rewritten only when its fingerprint changed.
+      // Static mode: this network's node-wide flows are trusted while their fingerprint on the bridge holds
+      // (else read back and only their differences written), in one bundle with the pod's segment flow and
+      // its own flows; its host state (gateway address, routes, masquerade, raw guard) is rewritten only
+      // when its fingerprint changed.
       const host = hostSpec(cfg, addr);
       // With the raw guard in place the pod's veth may come up at once; else only after the guard is applied.
       const early = isApplied(host, found.bridgeIds) ? hostUp() : undefined;
       await Promise.all([
         early,
-        withLock(client, cfg.bridge, () =>
-          Promise.all([
-            withSwitch(cfg.ofSocket, async (sw) => sw.apply(addFlowOps({ cfg, model, current: await sw.read(networkScope(cfg.name)), pod }))),
-            bridgeIds(client, cfg.bridge).then((ids) => (isApplied(host, ids) ? undefined : applyHostState(client, cfg.bridge, host, ids[hostKey(cfg.name)]))),
-          ]),
-        ),
+        withLock(client, cfg.bridge, () => {
+          const ids = bridgeIds(client, cfg.bridge);
+          return Promise.all([
+            withSwitch(cfg.ofSocket, async (sw) => applyStaticFlows({ client, sw, cfg, model, pod, ids: await ids })),
+            ids.then((ids) => (isApplied(host, ids) ? undefined : applyHostState(client, cfg.bridge, host, ids[hostKey(cfg.name)]))),
+          ]);
+        }),
       ]);
       if (!early) await hostUp();
     }

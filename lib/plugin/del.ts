@@ -10,7 +10,8 @@ import type { CniRequest } from "../cni/types.ts";
 import { parseConfig, type OvsplaneConfig } from "./config.ts";
 import { delegateIpam } from "./delegate.ts";
 import { attachmentId, hostVethName, networkId } from "../dataplane/names.ts";
-import { bridgeIds, deletePorts, findPort, listPorts, type TaggedPort } from "../node/bridge.ts";
+import { bridgeIds, deletePorts, findPort, listPorts, setBridgeId, type TaggedPort } from "../node/bridge.ts";
+import { flowsKey } from "./staticflows.ts";
 import { OVS_TIMEOUT_MS, withLock } from "../node/lock.ts";
 import { calls } from "./calllog.ts";
 
@@ -45,6 +46,8 @@ export async function removeAttachments(
     const netId = networkId(cfg.name);
     const lastOfNetwork = !!opts.network && !left.some((p) => p.network === cfg.name) && (gone.length > 0 || (await bridgeIds(client, cfg.bridge))[hostKey(cfg.name)] !== undefined);
     if (lastOfNetwork) {
+      // The fingerprint goes first: a crash after it leaves flows a later ADD reconciles, never a stale one that skips them.
+      await setBridgeId(client, cfg.bridge, flowsKey(cfg.name), undefined);
       for (const kind of [CookieKind.Gateway, CookieKind.Route, CookieKind.Global]) ops.push({ op: "delete", cookie: cookie(kind, netId << 32n), mask: NETWORK_KIND_MASK });
     }
     // Flows first, while ovs-vswitchd is idle (a port removal keeps it busy for a while).

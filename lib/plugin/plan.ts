@@ -1,6 +1,6 @@
 // Pure planning of an attachment: addressing from the IPAM result, kernel commands, flow changes.
 import { CniError, Code } from "../cni/errors.ts";
-import { podFlows, segmentFlows, type PodFlowSpec } from "../dataplane/builders.ts";
+import { podFlows, segmentFlows, type NodePorts, type PodFlowSpec } from "../dataplane/builders.ts";
 import { networkReconcile, type NodeModel } from "../dataplane/model.ts";
 import type { Flow, FlowOp } from "../ovs/flow.ts";
 import type { Result, ResultIP, Route } from "../cni/types.ts";
@@ -113,8 +113,10 @@ export interface AddFlowSpec {
  * node-wide flows and the model (nothing when they are right), the pod's segment flow, its own flows.
  */
 export function addFlowOps(s: AddFlowSpec): FlowOp[] {
-  return [
-    ...networkReconcile(s.model, s.cfg.name, s.current),
-    ...[...segmentFlows(s.pod.segment), ...podFlows(s.pod, s.model.ports)].map((flow) => ({ op: "add" as const, flow })),
-  ];
+  return [...networkReconcile(s.model, s.cfg.name, s.current), ...podAddOps(s.pod, s.model.ports)];
+}
+
+/** The pod's own flows and its segment's flow, as adds (OFPFC_ADD: a segment flow already there stays as it is). */
+export function podAddOps(pod: PodFlowSpec, ports: NodePorts): FlowOp[] {
+  return [...segmentFlows(pod.segment), ...podFlows(pod, ports)].map((flow) => ({ op: "add" as const, flow }));
 }
