@@ -1,7 +1,7 @@
 // Pure flow builders of the segment pipeline: node defaults, gateway, segments, peers, routes and pods.
 import { act, ipv4, match, on, slice, type Action, type Flow, type Match } from "../ovs/flow.ts";
 import {
-  CT_ZONE, CtMark, gatewayCookie, globalCookie, NODE_COOKIE, peerCookie, podCookie, Priority, Reg, routeCookie, segmentCookie, Table, VNI_BITS,
+  CT_ZONE, CtMark, gatewayCookie, globalCookie, NODE_COOKIE, peerCookie, podCookie, PolicyFlag, PolicyPriority, Priority, Reg, routeCookie, segmentCookie, Table, VNI_BITS,
 } from "./pipeline.ts";
 import { macFrom } from "./names.ts";
 
@@ -72,7 +72,7 @@ export function nodeFlows(p: NodePorts): Flow[] {
     flow(Table.Classifier, Priority.Normal, c, on.inPort(p.gateway), [act.loadReg(Reg.SrcSegment, 0), act.goto(Table.FromNode)]),
     flow(Table.Classifier, Priority.Miss, c, {}, []),
     flow(Table.SpoofGuard, Priority.Miss, c, {}, []),
-    flow(Table.ArpResponder, Priority.Peer, c, on.ip(), [act.goto(Table.L3Forwarding)]),
+    flow(Table.ArpResponder, Priority.Peer, c, on.ip(), [act.goto(Table.EgressTrack)]),
     flow(Table.ArpResponder, Priority.Miss, c, {}, []),
     flow(Table.FromNode, Priority.Miss, c, {}, [act.goto(Table.Conntrack)]),
     flow(Table.Conntrack, Priority.Normal, c, on.ip(), [act.ctLookup(CT_ZONE, Table.ConntrackState)]),
@@ -87,18 +87,46 @@ export function nodeFlows(p: NodePorts): Flow[] {
     flow(Table.ConntrackState, Priority.Normal, c, fromNodeReply, toNode),
     flow(Table.ConntrackState, Priority.Miss, c, {}, [act.goto(Table.L3Forwarding)]),
     // A pod's packet for a local pod: looked up once (from the node or the tunnel it already was).
-    flow(Table.PodConntrack, Priority.Responder, c, on.inPort(p.gateway), [act.goto(Table.SegmentCheck)]),
-    flow(Table.PodConntrack, Priority.Responder, c, on.inPort(p.tunnel), [act.goto(Table.SegmentCheck)]),
+    flow(Table.PodConntrack, Priority.Responder, c, on.inPort(p.gateway), [act.goto(Table.IngressRule)]),
+    flow(Table.PodConntrack, Priority.Responder, c, on.inPort(p.tunnel), [act.goto(Table.IngressRule)]),
     flow(Table.PodConntrack, Priority.Normal, c, on.ip(), [act.ctLookup(CT_ZONE, Table.PodReply)]),
     flow(Table.PodConntrack, Priority.Miss, c, {}, [act.goto(Table.SegmentCheck)]),
     flow(Table.PodReply, Priority.Normal, c, fromNodeReply, toNode),
-    flow(Table.PodReply, Priority.Miss, c, {}, [act.goto(Table.SegmentCheck)]),
+    flow(Table.PodReply, Priority.Miss, c, {}, [act.goto(Table.IngressRule)]),
     // Tunnel traffic that is not for a local pod goes nowhere: no remote pod uses this node as a router.
     flow(Table.L3Forwarding, Priority.TunnelGuard, c, on.inPort(p.tunnel), []),
     flow(Table.L3Forwarding, Priority.ToNode, c, on.ip(), toNode),
     flow(Table.L3Forwarding, Priority.Miss, c, {}, []),
     flow(Table.SegmentCheck, Priority.Normal, c, on.reg(Reg.SrcSegment, 0), [act.outputReg(Reg.DstPort)]),
     flow(Table.SegmentCheck, Priority.Miss, c, {}, []),
+    ...policyDefaults(p),
+  ];
+}
+
+/**
+ * The policy tables' defaults (lib/policy/compile.ts adds the rules): a pod no policy selects passes each
+ * table with one lookup; established and related connections and the node's own traffic pass; a connection
+ * marked PolicyFlag.Commit is committed before it leaves for another node or reaches a local pod.
+ */
+function policyDefaults(p: NodePorts): Flow[] {
+  const c = NODE_COOKIE;
+  const P = PolicyPriority;
+  const est = on.ctState(["Trk", "Est"]);
+  const rel = on.ctState(["Trk", "Rel"]);
+  const marked = on.regBits(Reg.PolicyFlags, PolicyFlag.Commit, PolicyFlag.Commit);
+  const commit = act.ctCommitOnly(CT_ZONE);
+  return [
+    flow(Table.EgressTrack, P.Miss, c, {}, [act.goto(Table.L3Forwarding)]),
+    flow(Table.EgressRule, P.Pass, c, est, [act.goto(Table.L3Forwarding)]),
+    flow(Table.EgressRule, P.Pass, c, rel, [act.goto(Table.L3Forwarding)]),
+    flow(Table.EgressRule, P.Miss, c, {}, [act.load(slice(`reg${Reg.PolicyFlags}` as "reg3", 0), 1), act.goto(Table.L3Forwarding)]),
+    flow(Table.TunnelOut, P.Commit, c, marked, [commit, act.output(p.tunnel)]),
+    flow(Table.TunnelOut, P.Miss, c, {}, [act.output(p.tunnel)]),
+    flow(Table.IngressRule, P.Pass, c, est, [act.goto(Table.SegmentCheck)]),
+    flow(Table.IngressRule, P.Pass, c, rel, [act.goto(Table.SegmentCheck)]),
+    flow(Table.IngressRule, P.Pass, c, on.reg(Reg.SrcSegment, 0), [act.goto(Table.SegmentCheck)]),
+    flow(Table.IngressRule, P.Commit, c, marked, [commit, act.goto(Table.SegmentCheck)]),
+    flow(Table.IngressRule, P.Miss, c, {}, [act.goto(Table.SegmentCheck)]),
   ];
 }
 
@@ -155,7 +183,7 @@ export function routeFlows(netId: bigint, p: PeerFlowSpec, ports: NodePorts): Fl
     flow(Table.L3Forwarding, Priority.Peer, c, on.ipDst(p.podCIDR), [
       act.move(vni("reg0"), vni("tun_id")),
       act.setIPv4("tun_dst", p.nodeIP),
-      act.output(ports.tunnel),
+      act.goto(Table.TunnelOut),
     ]),
   ];
 }

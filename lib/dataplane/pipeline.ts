@@ -15,18 +15,44 @@
  *   connection the node started goes back to the node. A pod's packets to the node or to other nodes
  *   need no lookup (the node, or the other node, does it).
  * - SegmentCheck: micro-segmentation; only same-segment, global-segment or node traffic reaches a pod.
+ * - EgressTrack, EgressRule: NetworkPolicy on a local pod's packets (lib/policy/compile.ts): a pod some
+ *   policy selects is looked up in conntrack; established and related pass, a new connection of an
+ *   egress-isolated pod passes only by a rule; what passes is marked for commit (PolicyFlags).
+ * - TunnelOut: a connection marked for commit leaving for another node is committed there.
+ * - IngressRule: NetworkPolicy on packets to a local pod: established, related and the node's own
+ *   traffic pass; a new connection to an ingress-isolated pod passes only by a rule; what passes to a
+ *   selected pod is committed. It only drops or continues to SegmentCheck: a policy narrows what the
+ *   segments allow, never more.
  */
 export const Table = {
   Classifier: 0,
   SpoofGuard: 10,
   ArpResponder: 20,
+  EgressTrack: 21,
+  EgressRule: 22,
   FromNode: 25,
   Conntrack: 27,
   ConntrackState: 28,
   L3Forwarding: 30,
+  TunnelOut: 31,
   PodConntrack: 35,
   PodReply: 36,
+  IngressRule: 37,
   SegmentCheck: 40,
+} as const;
+
+/**
+ * Priorities of the policy tables: established and node traffic pass above every rule; a rule that allows
+ * everything to or from a pod above the conjunctive rules; an isolated pod's drop below them (a conjunction
+ * that does not complete falls through to it); the commit of a selected pod's allowed traffic below that.
+ */
+export const PolicyPriority = {
+  Pass: 300,
+  AllowAll: 210,
+  Rule: 200,
+  Default: 100,
+  Commit: 50,
+  Miss: 0,
 } as const;
 
 /** Named priorities. */
@@ -51,8 +77,12 @@ export const Reg = {
   SrcSegment: 0,
   DstSegment: 1,
   DstPort: 2,
+  PolicyFlags: 3,
   Scratch: 4,
 } as const;
+
+/** Bits of Reg.PolicyFlags. Commit: a policy check passed a new connection; commit it before it leaves. */
+export const PolicyFlag = { Commit: 0x1 } as const;
 
 /** The conntrack zone of ovsplane's connections. */
 export const CT_ZONE = 0x6f76;
@@ -80,6 +110,8 @@ export const VNI_BITS = 24;
  * - Gateway: a network's gateway ARP, id = network id << 32.
  * - Route: a network's route to one peer's pod range, id = network id << 32 | peer IPv4.
  * - Global: a network's global segment (reaches and is reached by every segment), id = network id << 32 | VNI.
+ * - Policy: NetworkPolicy flows (lib/policy/compile.ts): id 0 the conjunctive clauses rules share, 1 << 32 |
+ *   hash of namespace/name one policy's verdicts, 2 << 32 | OpenFlow port one selected pod's flows.
  */
 export const CookieKind = {
   Node: 1,
@@ -89,6 +121,7 @@ export const CookieKind = {
   Gateway: 5,
   Route: 6,
   Global: 7,
+  Policy: 8,
 } as const;
 
 /** One of CookieKind's values. */

@@ -23,6 +23,12 @@ export interface FieldDef {
 /** Ethertypes we match. */
 export const EthType = { IPv4: 0x0800, ARP: 0x0806 } as const;
 
+/** IP protocols whose destination port we match, with the field that holds it. */
+export const IpProto = { TCP: 6, UDP: 17, SCTP: 132 } as const;
+
+/** The destination-port field of each IP protocol (a match on it needs `nw_proto` exactly). */
+export const PORT_FIELD = { [IpProto.TCP]: "tcp_dst", [IpProto.UDP]: "udp_dst", [IpProto.SCTP]: "sctp_dst" } as const;
+
 const f = (bytes: number, kind: FieldKind, oxmClass: number, oxmField: number, nxm: string, setName: string, maskable: boolean, needs?: number): FieldDef =>
   needs === undefined ? { bytes, kind, oxmClass, oxmField, nxm, setName, maskable } : { bytes, kind, oxmClass, oxmField, nxm, setName, maskable, needs };
 
@@ -43,6 +49,10 @@ export const FIELDS = {
   dl_type: f(2, "int", 0x8000, 5, "NXM_OF_ETH_TYPE", "eth_type", false),
   nw_src: f(4, "ipv4", 0x8000, 11, "NXM_OF_IP_SRC", "ip_src", true, EthType.IPv4),
   nw_dst: f(4, "ipv4", 0x8000, 12, "NXM_OF_IP_DST", "ip_dst", true, EthType.IPv4),
+  nw_proto: f(1, "int", 0x8000, 10, "NXM_OF_IP_PROTO", "ip_proto", false, EthType.IPv4),
+  tcp_dst: f(2, "int", 0x8000, 14, "NXM_OF_TCP_DST", "tcp_dst", true, EthType.IPv4),
+  udp_dst: f(2, "int", 0x8000, 16, "NXM_OF_UDP_DST", "udp_dst", true, EthType.IPv4),
+  sctp_dst: f(2, "int", 0x8000, 18, "OXM_OF_SCTP_DST", "sctp_dst", true, EthType.IPv4),
   arp_op: f(2, "int", 0x8000, 21, "NXM_OF_ARP_OP", "arp_op", false, EthType.ARP),
   arp_spa: f(4, "ipv4", 0x8000, 22, "NXM_OF_ARP_SPA", "arp_spa", true, EthType.ARP),
   arp_tpa: f(4, "ipv4", 0x8000, 23, "NXM_OF_ARP_TPA", "arp_tpa", true, EthType.ARP),
@@ -55,6 +65,7 @@ export const FIELDS = {
   ct_zone: f(2, "int", 0x0001, 106, "NXM_NX_CT_ZONE", "ct_zone", false),
   ct_mark: f(4, "int", 0x0001, 107, "NXM_NX_CT_MARK", "ct_mark", true),
   ...regs,
+  conj_id: f(4, "int", 0x0001, 37, "NXM_NX_CONJ_ID", "conj_id", false),
 } as const satisfies Record<string, FieldDef>;
 
 /** A field's match name. */
@@ -93,7 +104,20 @@ export type Action =
   | { readonly type: "move"; readonly src: Slice; readonly dst: Slice }
   | { readonly type: "set_field"; readonly field: FieldName; readonly value: bigint }
   | { readonly type: "goto_table"; readonly table: number }
+  | ConjunctionAction
   | ConntrackAction;
+
+/**
+ * One clause of a conjunctive match (NXAST_CONJUNCTION): the flow matches dimension `clause` (1-based) of
+ * `nClauses` of conjunction `id`; the conjunction matches when a flow of every dimension does, and then the
+ * flow matching `conj_id=id` runs. A flow with it has only conjunction actions.
+ */
+export interface ConjunctionAction {
+  readonly type: "conjunction";
+  readonly id: number;
+  readonly clause: number;
+  readonly nClauses: number;
+}
 
 /**
  * Send the packet through the connection tracker (NXAST_CT): look it up in `zone`, and with `commit`
@@ -195,6 +219,14 @@ export const on = {
   tunId: (id: number | bigint): Match => ({ tun_id: exact(id) }),
   tunSrc: (ip: string): Match => ({ tun_src: exact(ipv4(ip)) }),
   reg: (reg: number, value: number | bigint): Match => ({ [regName(reg)]: exact(value) }),
+  /** Register bits under a mask. */
+  regBits: (reg: number, value: number, mask: number): Match => ({ [regName(reg)]: masked(regName(reg), BigInt(value), BigInt(mask)) }),
+  /** An IP protocol (`nw_proto`); adds the `ip` prerequisite. */
+  proto: (proto: number): Match => ({ ...on.ip(), nw_proto: exact(proto) }),
+  /** A destination port (or a port range's aligned block, under a mask) of TCP, UDP or SCTP; adds the protocol. */
+  dstPort: (proto: keyof typeof PORT_FIELD, port: number, mask = 0xffff): Match => ({ ...on.proto(proto), [PORT_FIELD[proto]]: masked(PORT_FIELD[proto], BigInt(port), BigInt(mask)) }),
+  /** The conjunction a conjunctive match completed. */
+  conjId: (id: number): Match => ({ conj_id: exact(id) }),
   /** ct_state with the given flags set (`+`) and others cleared (`-`); unnamed flags are not matched. */
   ctState: (set: readonly (keyof typeof CtState)[], cleared: readonly (keyof typeof CtState)[] = []): Match => {
     const bits = (l: readonly (keyof typeof CtState)[]) => l.reduce((a, k) => a | BigInt(CtState[k]), 0n);
@@ -245,6 +277,10 @@ export const act = {
   goto: (table: number): Action => ({ type: "goto_table", table }),
   /** Look the packet up in a conntrack zone and continue, tracked, in `table`. */
   ctLookup: (zone: number, table: number): Action => ({ type: "ct", commit: false, zone, table }),
+  /** Commit the connection in a zone, its ct_mark left as it is. */
+  ctCommitOnly: (zone: number): Action => ({ type: "ct", commit: true, zone }),
+  /** Clause `clause` of `nClauses` of conjunction `id`. */
+  conjunction: (id: number, clause: number, nClauses: number): Action => ({ type: "conjunction", id, clause, nClauses }),
   /** Commit the connection in a zone, setting ct_mark on the new entry. */
   ctCommit: (zone: number, mark: number): Action => ({ type: "ct", commit: true, zone, exec: [{ type: "set_field", field: "ct_mark", value: BigInt(mark) }] }),
 } as const;
@@ -310,6 +346,8 @@ export function renderAction(a: Action): string {
       return `set_field:${formatValue(FIELDS[a.field].kind, a.value)}->${FIELDS[a.field].setName}`;
     case "goto_table":
       return `goto_table:${a.table}`;
+    case "conjunction":
+      return `conjunction(${a.id},${a.clause}/${a.nClauses})`;
     case "ct": {
       const parts = [...(a.commit ? ["commit"] : []), `zone=${a.zone}`, ...(a.table === undefined ? [] : [`table=${a.table}`])];
       if (a.exec?.length) parts.push(`exec(${a.exec.map(renderAction).join(",")})`);

@@ -107,6 +107,8 @@ function decodeAction(buf: Buffer, off: number): Action {
       return { type: "output_reg", src: readSlice(a, 12, ...on(), "output_reg") };
     case NXAST.OutputReg2:
       return { type: "output_reg", src: readSlice(a, 14, ...on(), "output_reg") };
+    case NXAST.Conjunction:
+      return { type: "conjunction", id: a.readUInt32BE(12), clause: a[10]! + 1, nClauses: a[11]! };
     case NXAST.Ct: {
       if (a.readUInt32BE(12) !== 0) throw new Error("ct with a zone from a field is not in our vocabulary");
       const exec: Action[] = [];

@@ -1,11 +1,11 @@
 // Typed matches and actions (lib/ovs/flow.ts) to OpenFlow 1.4 OXM/NXM bytes, byte for byte as ovs-ofctl writes them (oxm-decode.ts reads them back).
-import { FIELDS, FIELD_ORDER, fullMask, type Action, type FieldName, type Match, type MatchValue, type Slice } from "./flow.ts";
+import { FIELDS, FIELD_ORDER, fullMask, PORT_FIELD, type Action, type FieldName, type Match, type MatchValue, type Slice } from "./flow.ts";
 
 /** Nicira's experimenter id (NX_VENDOR_ID). */
 export const NX_VENDOR_ID = 0x00002320;
 
 /** Nicira action subtypes we write or read. */
-export const NXAST = { RegMove: 6, RegLoad: 7, OutputReg: 15, OutputReg2: 32, RegLoad2: 33, Ct: 35 } as const;
+export const NXAST = { RegMove: 6, RegLoad: 7, OutputReg: 15, OutputReg2: 32, RegLoad2: 33, Conjunction: 34, Ct: 35 } as const;
 
 /** NXAST_CT: the commit flag, and the recirculation table meaning "none". */
 export const NX_CT_F_COMMIT = 1;
@@ -117,6 +117,10 @@ export function encodeMatch(match: Match): Buffer {
     if (def.needs !== undefined && (match.dl_type?.value !== BigInt(def.needs) || match.dl_type.mask !== undefined)) {
       throw new Error(`${what} needs "${def.needs === 0x0800 ? "ip" : "arp"}" (dl_type=0x${def.needs.toString(16)}) in the same match`);
     }
+    const proto = Object.entries(PORT_FIELD).find(([, fld]) => fld === name)?.[0];
+    if (proto !== undefined && (match.nw_proto?.value !== BigInt(proto) || match.nw_proto.mask !== undefined)) {
+      throw new Error(`${what} needs nw_proto=${proto} in the same match`);
+    }
     const mask = v.mask === undefined ? fullMask(name) : checkUint(v.mask, bits, what);
     if (mask === 0n) continue;
     if (mask === fullMask(name)) parts.push(u32(oxmHeader(name)), be(v.value, def.bytes));
@@ -163,6 +167,13 @@ function encodeAction(a: Action): Buffer {
       const def = FIELDS[fieldOf(a.field, what)];
       const len = 8 + def.bytes;
       return Buffer.concat([u16(OFPAT.SetField), u16(len + pad8(len).length), u32(oxmHeader(a.field)), be(checkUint(a.value, def.bytes * 8, what), def.bytes), pad8(len)]);
+    }
+    case "conjunction": {
+      // struct nx_action_conjunction: clause (0-based on the wire), n_clauses, id.
+      if (!Number.isInteger(a.nClauses) || a.nClauses < 2 || a.nClauses > 64 || !Number.isInteger(a.clause) || a.clause < 1 || a.clause > a.nClauses) {
+        throw new Error(`${what}: clause ${a.clause}/${a.nClauses} outside 1..n, n 2..64`);
+      }
+      return nxAction(NXAST.Conjunction, Buffer.concat([Buffer.from([a.clause - 1, a.nClauses]), u32(Number(checkUint(BigInt(a.id), 32, what)))]));
     }
     case "ct": {
       // struct nx_action_conntrack: flags, zone_src (0: immediate), zone, recirc_table, pad, alg; then nested actions.

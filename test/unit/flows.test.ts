@@ -115,7 +115,7 @@ test("peers: tunnel acceptance is bridge-wide, routes are per network", () => {
   const [acc] = peerFlows("198.18.0.2", 1);
   assert.is(renderFlow(acc!), `table=0,priority=200,cookie=${hex(peerCookie(0xc6120002n))},in_port=1,tun_src=198.18.0.2 actions=move:NXM_NX_TUN_ID[0..23]->NXM_NX_REG0[0..23],goto_table:27`);
   const r = routeFlows(netId, { nodeIP: "198.18.0.2", podCIDR: "10.244.2.0/24" }, PORTS).find((x) => x.table === Table.L3Forwarding);
-  assert.is(renderFlow(r!), `table=30,priority=100,cookie=${hex(routeCookie(netId, 0xc6120002n))},ip,nw_dst=10.244.2.0/24 actions=move:NXM_NX_REG0[0..23]->NXM_NX_TUN_ID[0..23],set_field:198.18.0.2->tun_dst,output:1`);
+  assert.is(renderFlow(r!), `table=30,priority=100,cookie=${hex(routeCookie(netId, 0xc6120002n))},ip,nw_dst=10.244.2.0/24 actions=move:NXM_NX_REG0[0..23]->NXM_NX_TUN_ID[0..23],set_field:198.18.0.2->tun_dst,goto_table:31`);
 });
 
 test("desiredNodeFlows of two networks: no two flows share table, priority and match; one acceptance per peer", () => {

@@ -39,7 +39,7 @@ test("match: full masks dropped, values cut to the mask, zero masks left out, an
 });
 
 test("match: an unknown field, a wrong length, a duplicate or a non-OXM match throws", () => {
-  assert.throws(() => decodeMatch(oxmMatch("80001401 06")), /unsupported field OXM 0x80001401/); // ip_proto
+  assert.throws(() => decodeMatch(oxmMatch("80001001 06")), /unsupported field OXM 0x80001001/); // ip_dscp
   assert.throws(() => decodeMatch(oxmMatch("80000002 0005")), /in_port\) has length 2, expected 4 bytes/);
   assert.throws(() => decodeMatch(oxmMatch("00010004 00000001 00010004 00000002")), /reg0 given twice/);
   assert.throws(() => decodeMatch(hex("0000000c00000000")), /not an OXM match/);
