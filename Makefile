@@ -18,7 +18,7 @@ node_modules: package-lock.json
 # Development bundles, run with node (tests of logic, debugging).
 bundles: node_modules
 	@mkdir -p dist/js
-	$(ESBUILD) --log-level=warning --bundle --platform=node --target=node20 --format=cjs \
+	$(ESBUILD) --log-level=warning --bundle --platform=node --target=node20 --format=cjs --external:bun:ffi \
 	  --outdir=dist/js --out-extension:.js=.cjs $(filter-out cmd/multicall.ts,$(wildcard cmd/*.ts))
 
 # The shipped executable: one Bun-compiled multi-call binary; the other names are symlinks to it. The agent is
@@ -26,7 +26,7 @@ bundles: node_modules
 bin: node_modules
 	@mkdir -p dist/bin dist/agent
 	$(BUN) build --target=bun --format=esm --minify cmd/ovsplane-agent.ts --outfile dist/agent/ovsplane-agent.js >/dev/null
-	$(BUN) build --compile --minify --bytecode --format=esm --asset dist/agent/ovsplane-agent.js cmd/multicall.ts --outfile dist/bin/.ovsplane.tmp >/dev/null
+	$(BUN) build --compile --minify --bytecode --format=esm --no-compile-autoload-dotenv --no-compile-autoload-bunfig --asset dist/agent/ovsplane-agent.js cmd/multicall.ts --outfile dist/bin/.ovsplane.tmp >/dev/null
 	mv -f dist/bin/.ovsplane.tmp dist/bin/ovsplane
 	@for l in $(LINKS); do ln -sfn ovsplane dist/bin/$$l; done
 
