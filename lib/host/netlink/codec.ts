@@ -163,3 +163,38 @@ export function absorb(reply: Reply, msgs: readonly NlMessage[], seq: number): R
   }
   return reply;
 }
+
+/** Names and texts of the errnos a netlink call or its syscalls may meet. */
+const ERRNO: Record<number, [string, string]> = {
+  1: ["EPERM", "Operation not permitted"], 2: ["ENOENT", "No such file or directory"], 9: ["EBADF", "Bad file descriptor"],
+  11: ["EAGAIN", "Resource temporarily unavailable"], 12: ["ENOMEM", "Cannot allocate memory"], 13: ["EACCES", "Permission denied"],
+  16: ["EBUSY", "Device or resource busy"], 17: ["EEXIST", "File exists"], 19: ["ENODEV", "No such device"],
+  22: ["EINVAL", "Invalid argument"], 24: ["EMFILE", "Too many open files"], 34: ["ERANGE", "Numerical result out of range"],
+  95: ["EOPNOTSUPP", "Operation not supported"], 97: ["EAFNOSUPPORT", "Address family not supported by protocol"],
+  99: ["EADDRNOTAVAIL", "Cannot assign requested address"], 101: ["ENETUNREACH", "Network is unreachable"],
+  105: ["ENOBUFS", "No buffer space available"], 110: ["ETIMEDOUT", "Connection timed out"],
+};
+
+/** `ENODEV (No such device)`, or `errno N` for one not in the table. */
+export function errnoText(n: number): string {
+  const e = ERRNO[n];
+  return e ? `${e[0]} (${e[1]})` : `errno ${n}`;
+}
+
+/** A failed netlink request or syscall: the errno, the operation and where (interface, netns). */
+export class NetlinkError extends Error {
+  constructor(
+    readonly errno: number,
+    readonly op: string,
+    readonly where: string,
+    readonly extAck?: string,
+  ) {
+    super(`${op} in ${where}: ${errnoText(errno)}${extAck ? `: ${extAck}` : ""}`);
+    this.name = "NetlinkError";
+  }
+
+  /** The errno's name (ENODEV …). */
+  get code(): string {
+    return ERRNO[this.errno]?.[0] ?? `errno ${this.errno}`;
+  }
+}
