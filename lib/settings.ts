@@ -10,10 +10,12 @@ export interface Settings {
   ofctl: boolean;
   /** OVSPLANE_IPAM_EXEC=1: exec ovsplane-ipam from CNI_PATH instead of running it in-process. */
   ipamExec: boolean;
+  /** OVSPLANE_IP_EXEC=1: kernel links through `ip` subprocesses instead of netlink in the Bun executable. */
+  ipExec: boolean;
 }
 
 /** Every switch off: what a library user (or a test) gets without configure(). */
-export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({ trace: false, debug: false, ofctl: false, ipamExec: false });
+export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({ trace: false, debug: false, ofctl: false, ipamExec: false, ipExec: false });
 
 /** Reads the settings from an environment (non-empty TRACE/DEBUG, "1" for OFCTL and IPAM_EXEC, as before). */
 export function settingsFromEnv(env: Record<string, string | undefined>): Settings {
@@ -22,6 +24,7 @@ export function settingsFromEnv(env: Record<string, string | undefined>): Settin
     debug: !!env.OVSPLANE_DEBUG,
     ofctl: env.OVSPLANE_OFCTL === "1",
     ipamExec: env.OVSPLANE_IPAM_EXEC === "1",
+    ipExec: env.OVSPLANE_IP_EXEC === "1",
   };
 }
 

@@ -1,7 +1,8 @@
 // ADD: veth into the pod, OVS port with tags, segment flows; everything undone if a step fails.
 import { alreadyExists, CniError, Code, invalidConfig, invalidEnv, messageOf, stepFailed, tryAgainLater } from "../cni/errors.ts";
-import { run, trace } from "../host/exec.ts";
-import { ipBatch, linkExistsHere, netnsExists, ownNetnsPath } from "../host/netns.ts";
+import { trace } from "../host/exec.ts";
+import { links } from "../host/links.ts";
+import { linkExistsHere, netnsExists } from "../host/netns.ts";
 import { connect, type OvsdbClient } from "../ovs/ovsdb.ts";
 import { applyFlows, waitForSwitch, withSwitch } from "../node/flows.ts";
 import { EXACT_MASK, podCookie } from "../dataplane/pipeline.ts";
@@ -12,7 +13,7 @@ import { attachmentId, hostVethName, isMac, macFrom, randomMac, vethAlias } from
 import { bridgeIds, deletePorts, ensureNode, findPort, preflight } from "../node/bridge.ts";
 import { encodeTags } from "../dataplane/attachment.ts";
 import { applyStaticFlows } from "./staticflows.ts";
-import { hostSpec, nodeSpec, podAddressing, podLinkCommands, podRoutes, staticModel } from "./plan.ts";
+import { hostSpec, nodeSpec, podAddressing, podRoutes, staticModel } from "./plan.ts";
 import { applyHostState, hostKey, isApplied } from "../node/host.ts";
 import { calls } from "./calllog.ts";
 import { underlay } from "../host/underlay.ts";
@@ -55,14 +56,14 @@ export async function add(req: CniRequest): Promise<Result> {
     at("creating the veth pair");
     const mac = (requestedMac as string | undefined) ?? randomMac();
     const hostMac = macFrom(`host/${req.containerID}/${req.ifname}`);
-    undo.push({ what: "veth", fn: () => run(["ip", "link", "del", hostName], { allowFail: true }) });
+    const kernel = await links();
+    undo.push({ what: "veth", fn: () => kernel.deleteLink(hostName) });
     const routes = podRoutes(addr, cfg);
-    const linkCmds = podLinkCommands({ ifname: req.ifname, mac, hostName, hostMac, mtu, ownNetns: ownNetnsPath(), addr, routes });
     // The userspace datapath needs TX checksum offload off, or TCP hangs while ping works.
-    // Then, from the pod's netns, tag the host end (back in our netns) so GC finds it even after a crash.
-    const after: string[][] = [["nsenter", `--net=${ownNetnsPath()}`, "ip", "link", "set", hostName, "alias", vethAlias(cfg.name, req.containerID, req.ifname)]];
-    if (cfg.datapathType === "netdev") after.push(["ethtool", "-K", req.ifname, "tx", "off"]);
-    await ipBatch(linkCmds, { nsPath: req.netns, then: after });
+    // The host end is tagged with its alias so GC finds it even after a crash.
+    const alias = vethAlias(cfg.name, req.containerID, req.ifname);
+    const addresses = addr.ips.map((i) => i.address);
+    await kernel.createPodVeth({ netns: req.netns, ifname: req.ifname, mac, hostName, hostMac, mtu, alias, addresses, routes, txOff: cfg.datapathType === "netdev" });
     at("adding the OVS port");
     const podId = attachmentId(cfg.name, req.containerID, req.ifname);
     const node = nodeSpec(cfg, localIP);
@@ -84,7 +85,7 @@ export async function add(req: CniRequest): Promise<Result> {
     undo.push({ what: "flows", fn: () => applyFlows(cfg.ofSocket, [{ op: "delete", cookie: podCookie(podId), mask: EXACT_MASK }]) });
     const model = staticModel(cfg, node, ofports, addr.gatewayIP);
     const pod = { id: podId, port: ofports.pod!, ip: addr.ipv4, mac, segment };
-    const hostUp = () => ipBatch([`link set ${hostName} up`]);
+    const hostUp = () => kernel.setUp(hostName);
     if (cfg.agent) {
       // Agent mode: node-wide flows and host state are the agent's; one bundle writes the pod's segment
       // flow and its own flows, nothing is read back, and the veth comes up at once (the raw guard is the agent's).

@@ -1,6 +1,7 @@
 // CHECK and STATUS: verify an attachment piece by piece; report whether OVS can serve ADD.
 import { CniError, checkFailed, Code, messageOf } from "../cni/errors.ts";
-import { ipJson, netnsExists } from "../host/netns.ts";
+import { links } from "../host/links.ts";
+import { netnsExists } from "../host/netns.ts";
 import { connect, waitForCurCfg } from "../ovs/ovsdb.ts";
 import { ofSocketAlive, readFlows } from "../node/flows.ts";
 import { flowKey, renderFlow } from "../ovs/flow.ts";
@@ -15,14 +16,6 @@ import { bridgeExists, findPort } from "../node/bridge.ts";
 import { OVS_TIMEOUT_MS } from "../node/lock.ts";
 import { calls } from "./calllog.ts";
 
-interface LinkJson {
-  ifname: string;
-  address?: string;
-  mtu?: number;
-  operstate?: string;
-  addr_info?: { local: string; prefixlen: number }[];
-}
-
 /** The CNI CHECK of ovsplane. */
 export async function check(req: CniRequest): Promise<void> {
   const cfg = parseConfig(req.conf);
@@ -31,18 +24,17 @@ export async function check(req: CniRequest): Promise<void> {
   if (!prev) throw checkFailed("prevResult", "required for CHECK");
   if (!netnsExists(req.netns)) throw checkFailed(`netns ${req.netns}`, "does not exist");
   const want = prev.interfaces?.find((i) => i.name === req.ifname && i.sandbox);
-  const links = await ipJson<LinkJson[]>(["addr", "show", "dev", req.ifname], req.netns).catch((e) => {
-    // ip says "does not exist" for a missing device; anything else is a failure to look, not a verdict.
-    if (/does not exist|Cannot find device/i.test(messageOf(e))) return [];
+  const kernel = await links();
+  // A missing device is undefined; anything else is a failure to look, not a verdict.
+  const link = await kernel.podInterface(req.netns, req.ifname).catch((e) => {
     throw checkFailed(`interface ${req.ifname}`, `cannot read it in ${req.netns}: ${messageOf(e)}`, e);
   });
-  const link = links[0];
   if (!link) throw checkFailed(`interface ${req.ifname}`, `missing in ${req.netns}`);
   if (want?.mac && link.address?.toLowerCase() !== want.mac.toLowerCase()) throw checkFailed(`interface ${req.ifname}`, `MAC ${link.address}, expected ${want.mac}`);
   if (want?.mtu && link.mtu !== want.mtu) throw checkFailed(`interface ${req.ifname}`, `MTU ${link.mtu}, expected ${want.mtu}`);
   const have = new Set((link.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`));
   for (const ip of prev.ips ?? []) if (!have.has(ip.address)) throw checkFailed(`address ${ip.address}`, `missing on ${req.ifname}`);
-  const routes = await ipJson<{ dst: string; gateway?: string }[]>(["route", "show", "dev", req.ifname], req.netns);
+  const routes = await kernel.podRoutes(req.netns, req.ifname);
   for (const r of prev.routes ?? []) {
     const dst = r.dst === "0.0.0.0/0" ? "default" : r.dst.replace(/\/32$/, "");
     if (!routes.some((x) => x.dst === dst && (!r.gw || x.gateway === r.gw))) throw checkFailed(`route ${r.dst}`, `missing in ${req.netns}`);

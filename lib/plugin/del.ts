@@ -1,6 +1,7 @@
 // DEL: remove an attachment's flows, port, veth and lease; succeed when they are already gone.
 import { CniError, Code, messageOf, tryAgainLater } from "../cni/errors.ts";
-import { run, trace } from "../host/exec.ts";
+import { trace } from "../host/exec.ts";
+import { links } from "../host/links.ts";
 import { connect, type OvsdbClient } from "../ovs/ovsdb.ts";
 import type { FlowOp } from "../ovs/flow.ts";
 import { applyFlows } from "../node/flows.ts";
@@ -17,8 +18,7 @@ import { calls } from "./calllog.ts";
 
 /** Deletes a host veth (and so its pod end); a missing one is fine. */
 export async function deleteVeth(name: string): Promise<void> {
-  const r = await run(["ip", "link", "del", name], { allowFail: true });
-  if (r.code !== 0 && !/Cannot find device|does not exist/i.test(r.stderr)) throw new Error(`ip link del ${name}: ${r.stderr.trim()}`);
+  await (await links()).deleteLink(name);
 }
 
 /**

@@ -1,5 +1,5 @@
 // GC: remove this network's attachments absent from cni.dev/valid-attachments, crash residue included.
-import { ipJson } from "../host/netns.ts";
+import { links } from "../host/links.ts";
 import { connect, type OvsdbClient } from "../ovs/ovsdb.ts";
 import type { FlowOp } from "../ovs/flow.ts";
 import { ofSocketAlive, withSwitch } from "../node/flows.ts";
@@ -16,8 +16,8 @@ import { calls } from "./calllog.ts";
 
 /** Host veths of this network (tagged by alias) whose attachment is not valid: left by a crashed ADD. */
 async function orphanVeths(cfg: OvsplaneConfig, valid: Set<string>): Promise<string[]> {
-  const links = await ipJson<{ ifname: string; ifalias?: string }[]>(["link", "show", "type", "veth"]);
-  return links.filter((l) => {
+  const veths = await (await links()).veths();
+  return veths.filter((l) => {
     const a = parseVethAlias(l.ifalias);
     return a?.network === cfg.name && !valid.has(attachmentKey(a));
   }).map((l) => l.ifname);

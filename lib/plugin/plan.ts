@@ -1,4 +1,4 @@
-// Pure planning of an attachment: addressing from the IPAM result, kernel commands, flow changes.
+// Pure planning of an attachment: addressing from the IPAM result, routes, flow changes.
 import { CniError, Code } from "../cni/errors.ts";
 import { podFlows, segmentFlows, type NodePorts, type PodFlowSpec } from "../dataplane/builders.ts";
 import { networkReconcile, type NodeModel } from "../dataplane/model.ts";
@@ -43,28 +43,6 @@ export function podRoutes(addr: PodAddressing, cfg: OvsplaneConfig): Route[] {
     for (const p of cfg.peers) if (!routes.some((r) => r.dst === p.podCIDR)) routes.push({ dst: p.podCIDR, gw: addr.gatewayIP });
   }
   return routes;
-}
-
-/** Options of podLinkCommands. */
-export interface PodLinkSpec {
-  ifname: string;
-  mac: string;
-  hostName: string;
-  hostMac: string;
-  mtu: number;
-  ownNetns: string;
-  addr: PodAddressing;
-  routes: Route[];
-}
-
-/** `ip -batch` lines run inside the pod's netns: the veth (host end sent to our netns), addresses, routes. */
-export function podLinkCommands(s: PodLinkSpec): string[] {
-  return [
-    `link add ${s.ifname} address ${s.mac} mtu ${s.mtu} type veth peer name ${s.hostName} address ${s.hostMac} mtu ${s.mtu} netns ${s.ownNetns}`,
-    ...s.addr.ips.map((i) => `addr add ${i.address} dev ${s.ifname}`),
-    `link set ${s.ifname} up`,
-    ...s.routes.map((r) => `route add ${r.dst}${r.gw ? ` via ${r.gw}` : ""} dev ${s.ifname}${r.mtu ? ` mtu ${r.mtu}` : ""}`),
-  ];
 }
 
 /** The node's shared ports. */

@@ -3,7 +3,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { parseConfig } from "../../lib/plugin/config.ts";
 import { attachmentId, GATEWAY_PORT, hostVethName, isMac, macFrom, networkId, randomMac, tunnelPortName } from "../../lib/dataplane/names.ts";
-import { nodeSpec, podAddressing, podLinkCommands, podRoutes } from "../../lib/plugin/plan.ts";
+import { nodeSpec, podAddressing, podRoutes } from "../../lib/plugin/plan.ts";
 import type { Result } from "../../lib/cni/types.ts";
 import { fails, net1Config } from "./helpers.ts";
 
@@ -63,28 +63,6 @@ test("podRoutes does not change the addressing's routes", () => {
   const a = podAddressing(ipam({ routes: [{ dst: "0.0.0.0/0" }] }));
   podRoutes(a, cfg);
   assert.equal(a.routes, [{ dst: "0.0.0.0/0" }]);
-});
-
-test("podLinkCommands: exact ip -batch lines", () => {
-  const addr = podAddressing(ipam());
-  const lines = podLinkCommands({
-    ifname: "eth0",
-    mac: "0a:58:0a:f4:01:05",
-    hostName: "ovsp0123456789a",
-    hostMac: "0a:11:22:33:44:55",
-    mtu: 1450,
-    ownNetns: "/proc/1/ns/net",
-    addr,
-    routes: [{ dst: "0.0.0.0/0", gw: "10.244.1.1" }, { dst: "10.96.0.0/12", gw: "10.244.1.1", mtu: 1400 }, { dst: "10.244.1.0/24" }],
-  });
-  assert.equal(lines, [
-    "link add eth0 address 0a:58:0a:f4:01:05 mtu 1450 type veth peer name ovsp0123456789a address 0a:11:22:33:44:55 mtu 1450 netns /proc/1/ns/net",
-    "addr add 10.244.1.5/24 dev eth0",
-    "link set eth0 up",
-    "route add 0.0.0.0/0 via 10.244.1.1 dev eth0",
-    "route add 10.96.0.0/12 via 10.244.1.1 dev eth0 mtu 1400",
-    "route add 10.244.1.0/24 dev eth0",
-  ]);
 });
 
 test("nodeSpec: bridge, tunnel and gateway port names", () => {
