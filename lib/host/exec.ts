@@ -7,6 +7,9 @@ export function trace(step: string): void {
   if (settings.trace) process.stderr.write(`ovsplane trace: at ${performance.now().toFixed(1)} ms: ${step}\n`);
 }
 
+/** The start of the OVSPLANE_TRACE line run() writes for every subprocess it starts. */
+export const SPAWN_TRACE = "ovsplane trace: spawn: ";
+
 /** What a finished subprocess left behind. */
 export interface ExecResult {
   stdout: string;
@@ -44,6 +47,8 @@ export function run(argv: readonly string[], opts: ExecOptions = {}): Promise<Ex
   return new Promise((resolve, reject) => {
     const [cmd, ...args] = argv;
     if (!cmd) return reject(new ExecError(argv, -1, "empty command", ""));
+    // Every subprocess is announced before it starts: the tests count these lines (no spawn on the CNI paths).
+    if (settings.trace) process.stderr.write(`${SPAWN_TRACE}${argv.join(" ")}\n`);
     const child = spawn(cmd, args, {
       stdio: ["pipe", "pipe", "pipe"],
       env: opts.env ? { ...process.env, ...opts.env } : process.env,
