@@ -113,7 +113,7 @@ function policyDefaults(p: NodePorts): Flow[] {
   const P = PolicyPriority;
   const est = on.ctState(["Trk", "Est"]);
   const rel = on.ctState(["Trk", "Rel"]);
-  const marked = on.regBits(Reg.PolicyFlags, PolicyFlag.Commit, PolicyFlag.Commit);
+  const marked = match(on.ip(), on.regBits(Reg.PolicyFlags, PolicyFlag.Commit, PolicyFlag.Commit));
   const commit = act.ctCommitOnly(CT_ZONE);
   return [
     flow(Table.EgressTrack, P.Miss, c, {}, [act.goto(Table.L3Forwarding)]),

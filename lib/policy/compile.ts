@@ -211,7 +211,7 @@ export function compilePolicies(input: PolicyInput): PolicyFlows {
     }
     const id = ids.get(g.key)!;
     rules.push({ conjId: id, ...g.ref });
-    addHard({ table: D.table, priority: PolicyPriority.Rule, cookie: g.cookie, match: on.conjId(id), actions: D.allow() });
+    addHard({ table: D.table, priority: PolicyPriority.Rule, cookie: g.cookie, match: match(on.ip(), on.conjId(id)), actions: D.allow() });
     dims.forEach((ms, k) => {
       const seen = new Set<string>();
       for (const m of ms) {
