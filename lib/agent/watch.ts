@@ -1,5 +1,7 @@
 // Kubernetes watches of the agent: client-node 1.4.0 informers restarted with capped backoff after an error.
-import { CoreV1Api, KubeConfig, ListWatch, Watch, type KubernetesObject, type V1Namespace, type V1Node, type V1Pod } from "@kubernetes/client-node";
+import { request as httpRequest } from "node:http";
+import { request as httpsRequest } from "node:https";
+import { KubeConfig, ListWatch, Watch, type KubernetesObject, type V1Namespace, type V1Node, type V1Pod } from "@kubernetes/client-node";
 import { messageOf } from "../cni/errors.ts";
 
 /** Options of a RestartingInformer. */
@@ -40,11 +42,12 @@ export class RestartingInformer<T extends KubernetesObject> {
 
   constructor(
     kc: KubeConfig,
+    /** The collection's API path (e.g. `/api/v1/nodes`): listed, then watched. */
     readonly path: string,
-    listFn: () => Promise<{ items: T[]; metadata?: { resourceVersion?: string } }>,
     private readonly o: InformerOptions,
   ) {
     this.delay = o.minBackoffMs ?? 200;
+    const listFn = () => listJson<T>(kc, path, { fieldSelector: o.fieldSelector });
     this.lw = new ListWatch<T>(path, new Watch(kc), listFn as never, false, undefined, o.fieldSelector);
     for (const verb of ["add", "update", "delete"] as const) this.lw.on(verb, () => o.onChange());
     this.lw.on("error", (err: unknown) => this.failed(err));
@@ -124,12 +127,11 @@ export interface ClusterWatch {
 
 /** Starts informers on Nodes and Namespaces; onChange on any event; errors are logged by onError. */
 export function watchCluster(kc: KubeConfig, onChange: () => void, onError: (what: string, err: unknown, delayMs: number) => void): ClusterWatch {
-  const core = kc.makeApiClient(CoreV1Api);
-  const nodes = new RestartingInformer<V1Node>(kc, "/api/v1/nodes", () => core.listNode(), {
+  const nodes = new RestartingInformer<V1Node>(kc, "/api/v1/nodes", {
     onChange,
     onError: (e, d) => onError("nodes", e, d),
   });
-  const namespaces = new RestartingInformer<V1Namespace>(kc, "/api/v1/namespaces", () => core.listNamespace(), {
+  const namespaces = new RestartingInformer<V1Namespace>(kc, "/api/v1/namespaces", {
     onChange,
     onError: (e, d) => onError("namespaces", e, d),
   });
@@ -155,11 +157,56 @@ export function watchCluster(kc: KubeConfig, onChange: () => void, onError: (wha
 
 /** Starts an informer on the Pods of one node (field selector `spec.nodeName=<node>`), restarted like the others. */
 export function watchNodePods(kc: KubeConfig, node: string, onChange: () => void, onError: (err: unknown, delayMs: number) => void): RestartingInformer<V1Pod> {
-  const core = kc.makeApiClient(CoreV1Api);
   const fieldSelector = `spec.nodeName=${node}`;
-  const pods = new RestartingInformer<V1Pod>(kc, "/api/v1/pods", () => core.listPodForAllNamespaces({ fieldSelector }), { onChange, onError, fieldSelector });
+  const pods = new RestartingInformer<V1Pod>(kc, "/api/v1/pods", { onChange, onError, fieldSelector });
   pods.start();
   return pods;
+}
+
+/** An API error: the HTTP status as `statusCode` (as client-node's Watch reports it), the Status message as the message. */
+export class ApiStatusError extends Error {
+  constructor(readonly statusCode: number, message: string) {
+    super(message);
+    this.name = "ApiStatusError";
+  }
+}
+
+/**
+ * One list of a collection as plain JSON, the shape the watch delivers too. With the same transport
+ * client-node's Watch uses (kc's agent: CA, client certificate; its headers: bearer token), but no
+ * generated API class: those pull all of client-node's ~900 models and their serializer into the agent
+ * (~1.5 MB of JavaScript, ~35 MiB of RSS once parsed).
+ */
+export async function listJson<T>(kc: KubeConfig, path: string, query: Readonly<Record<string, string | undefined>> = {}, timeoutMs = 30_000): Promise<{ items: T[]; metadata?: { resourceVersion?: string } }> {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new Error("the kubeconfig has no current cluster");
+  const url = new URL(cluster.server.replace(/\/$/, "") + path);
+  for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, v);
+  const init = (await kc.applyToFetchOptions({})) as { agent?: unknown; headers?: Headers };
+  const headers: Record<string, string> = { accept: "application/json" };
+  init.headers?.forEach((v, k) => (headers[k] = v));
+  const request = url.protocol === "https:" ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: "GET", headers, agent: init.agent as never, timeout: timeoutMs }, (res) => {
+      let body = "";
+      res.setEncoding("utf8").on("data", (d: string) => (body += d));
+      res.on("error", reject);
+      res.on("end", () => {
+        let json: { message?: string; items?: T[]; metadata?: { resourceVersion?: string } } | undefined;
+        try {
+          json = JSON.parse(body) as typeof json;
+        } catch {
+          json = undefined;
+        }
+        const code = res.statusCode ?? 0;
+        if (code !== 200 || !json) return reject(new ApiStatusError(code, `list ${path}: ${json?.message ?? (res.statusMessage || `HTTP ${code}`)}`));
+        resolve({ items: json.items ?? [], metadata: json.metadata });
+      });
+    });
+    req.on("timeout", () => req.destroy(new Error(`list ${path}: no answer within ${timeoutMs} ms`)));
+    req.on("error", reject);
+    req.end();
+  });
 }
 
 /** A KubeConfig from a file, or the in-cluster one when no file is given. */
