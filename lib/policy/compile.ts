@@ -2,7 +2,7 @@
 import { act, flowKey, IpProto, on, match, type Action, type ConjunctionAction, type Flow, type Match } from "../ovs/flow.ts";
 import { cookie, CookieKind, CT_ZONE, PolicyFlag, PolicyPriority, Reg, Table } from "../dataplane/pipeline.ts";
 import {
-  hasNamedPort, ipBlockPrefixes, peerPods, policySelects, policyTypes, rangeMasks, resolvePort, rulesOf, type Direction, type NamespaceInfo, type PodInfo, type Policy, type PolicyRule, type PortRange,
+  hasNamedPort, ipBlockPrefixes, peerPods, podsByNamespace, policySelects, policyTypes, rangeMasks, resolvePort, rulesOf, type Direction, type NamespaceInfo, type PodInfo, type Policy, type PolicyRule, type PortRange,
 } from "./model.ts";
 
 /** A pod attachment on this node: its OpenFlow port and address, and which Pod it is. */
@@ -69,12 +69,13 @@ function portMatches(r: PortRange): Match[] {
   return rangeMasks(r.from, r.to ?? r.from).map((b) => on.dstPort(proto, b.value, b.mask));
 }
 
-/** Port matches of entries resolved for one destination pod (undefined pod: numbers only). */
-function resolvedMatches(rule: PolicyRule, pod: PodInfo | undefined): Match[] {
-  return (rule.ports ?? []).flatMap((p) => {
+/** Port matches of entries resolved for one destination pod (undefined pod: numbers only), keyed by what they resolved to. */
+function resolvedMatches(rule: PolicyRule, pod: PodInfo | undefined): { key: string; matches: Match[] } {
+  const ranges = (rule.ports ?? []).flatMap((p) => {
     const r = resolvePort(p, pod);
-    return r ? portMatches(r) : [];
+    return r ? [r] : [];
   });
+  return { key: ranges.map((r) => `${r.protocol}:${r.from ?? ""}-${r.to ?? ""}`).sort().join(","), matches: ranges.flatMap(portMatches) };
 }
 
 /** One conjunction to build: targets (local ports), peers (prefixes; undefined: any), ports (undefined: any). */
@@ -102,7 +103,6 @@ const DIR = {
   },
 } as const;
 
-const keyOf = (ms: readonly Match[]) => ms.map((m) => flowKey({ table: 0, priority: 0, match: m })).sort().join(";");
 
 /** The conjunctions of one rule of a policy for its local pods. */
 function ruleGroups(p: Policy, d: Direction, index: number, rule: PolicyRule, targets: readonly { port: number; pod: PodInfo }[], cluster: Cluster): Group[] {
@@ -114,12 +114,12 @@ function ruleGroups(p: Policy, d: Direction, index: number, rule: PolicyRule, ta
   const blocks: string[] = [];
   for (const peer of rule.peers ?? []) {
     if (peer.ipBlock) blocks.push(...ipBlockPrefixes(peer.ipBlock.cidr, peer.ipBlock.except));
-    else podPeers.push(...peerPods(peer, p.namespace, cluster.pods, cluster.nsLabels).filter((x) => x.ip));
+    else podPeers.push(...peerPods(peer, p.namespace, cluster.byNs, cluster.nsLabels).filter((x) => x.ip));
   }
   const ports = targets.map((t) => t.port);
   const prefixes = [...blocks, ...podPeers.map((x) => `${x.ip}/32`)];
   if (anyPort || !hasNamedPort(rule.ports)) {
-    const portList = anyPort ? undefined : resolvedMatches(rule, undefined);
+    const portList = anyPort ? undefined : resolvedMatches(rule, undefined).matches;
     return [{ ...base, key: id, targets: ports, ...(anyPeer ? {} : { peers: prefixes }), ...(portList ? { ports: portList } : {}) }];
   }
   const groups = new Map<string, Group>();
@@ -131,29 +131,34 @@ function ruleGroups(p: Policy, d: Direction, index: number, rule: PolicyRule, ta
   if (d === "Ingress") {
     // Named ports resolve on the destination: group this node's pods by what their names resolve to.
     for (const t of targets) {
-      const ms = resolvedMatches(rule, t.pod);
+      const { key: k, matches: ms } = resolvedMatches(rule, t.pod);
       if (!ms.length) continue;
-      const k = keyOf(ms);
       add(k, () => ({ ...base, key: `${id}|${k}`, targets: [], ...(anyPeer ? {} : { peers: prefixes }), ports: ms }), (g) => g.targets.push(t.port));
     }
   } else {
     // Egress: they resolve on each destination pod; an address that is no pod gets the numbered ports only.
-    const numbered = resolvedMatches(rule, undefined);
+    const numbered = resolvedMatches(rule, undefined).matches;
     if (numbered.length && (anyPeer || blocks.length)) {
       groups.set("", { ...base, key: `${id}|`, targets: ports, ...(anyPeer ? {} : { peers: blocks }), ports: numbered });
     }
     for (const x of anyPeer ? cluster.pods.filter((q) => q.ip) : podPeers) {
-      const ms = resolvedMatches(rule, x);
+      const { key: k, matches: ms } = resolvedMatches(rule, x);
       if (!ms.length) continue;
-      const k = keyOf(ms);
       add(`p${k}`, () => ({ ...base, key: `${id}|p${k}`, targets: ports, peers: [], ports: ms }), (g) => g.peers!.push(`${x.ip}/32`));
     }
   }
   return [...groups.values()];
 }
 
+/** One item of a conjunction's dimension: a key unique in its table, and its match. */
+interface Item {
+  k: string;
+  m: () => Match;
+}
+
 interface Cluster {
   pods: readonly PodInfo[];
+  byNs: ReadonlyMap<string, readonly PodInfo[]>;
   nsLabels: ReadonlyMap<string, Readonly<Record<string, string>>>;
 }
 
@@ -177,7 +182,7 @@ function assignIds(groups: readonly Group[]): Map<string, number> {
  * flow per item, shared by every rule that names it), so flows grow with the sum of the sets.
  */
 export function compilePolicies(input: PolicyInput): PolicyFlows {
-  const cluster: Cluster = { pods: input.pods, nsLabels: new Map(input.namespaces.map((n) => [n.name, n.labels])) };
+  const cluster: Cluster = { pods: input.pods, byNs: podsByNamespace(input.pods), nsLabels: new Map(input.namespaces.map((n) => [n.name, n.labels])) };
   const podByKey = new Map(input.pods.map((x) => [`${x.namespace}/${x.name}`, x]));
   const local = input.local.filter((l) => l.ofport > 0).map((l) => ({ ...l, pod: podByKey.get(`${l.namespace}/${l.name}`) })).filter((l) => l.pod);
   const policies = [...input.policies].sort((a, b) => (`${a.namespace}/${a.name}` < `${b.namespace}/${b.name}` ? -1 : 1));
@@ -203,23 +208,27 @@ export function compilePolicies(input: PolicyInput): PolicyFlows {
   const addHard = (f: Flow) => void (hard.has(flowKey(f)) || hard.set(flowKey(f), f));
   for (const { d, g } of groups) {
     const D = DIR[d];
-    const dims: Match[][] = [g.targets.map(D.target), ...(g.peers ? [g.peers.map(D.peer)] : []), ...(g.ports ? [g.ports] : [])];
+    // Each item of a dimension with a key of its own (a port number, a prefix): no match is rendered twice.
+    const dims: Item[][] = [
+      g.targets.map((p) => ({ k: `t${p}`, m: () => D.target(p) })),
+      ...(g.peers ? [g.peers.map((c) => ({ k: `a${c}`, m: () => D.peer(c) }))] : []),
+      ...(g.ports ? [g.ports.map((m) => ({ k: `o${flowKey({ table: 0, priority: 0, match: m })}`, m: () => m }))] : []),
+    ];
     if (dims.length === 1) {
       rules.push({ conjId: 0, ...g.ref });
-      for (const m of dims[0]!) addHard({ table: D.table, priority: PolicyPriority.AllowAll, cookie: g.cookie, match: m, actions: D.allow() });
+      for (const it of dims[0]!) addHard({ table: D.table, priority: PolicyPriority.AllowAll, cookie: g.cookie, match: it.m(), actions: D.allow() });
       continue;
     }
     const id = ids.get(g.key)!;
     rules.push({ conjId: id, ...g.ref });
     addHard({ table: D.table, priority: PolicyPriority.Rule, cookie: g.cookie, match: match(on.ip(), on.conjId(id)), actions: D.allow() });
-    dims.forEach((ms, k) => {
+    dims.forEach((items, k) => {
       const seen = new Set<string>();
-      for (const m of ms) {
-        const f = { table: D.table, priority: PolicyPriority.Rule, cookie: POLICY_SHARED_COOKIE, match: m };
-        const fk = flowKey(f);
+      for (const it of items) {
+        const fk = `${D.table}|${it.k}`;
         if (seen.has(fk)) continue;
         seen.add(fk);
-        const c = clauses.get(fk) ?? { flow: f, conj: [] };
+        const c = clauses.get(fk) ?? { flow: { table: D.table, priority: PolicyPriority.Rule, cookie: POLICY_SHARED_COOKIE, match: it.m() }, conj: [] };
         clauses.set(fk, c);
         c.conj.push(act.conjunction(id, k + 1, dims.length) as ConjunctionAction);
       }

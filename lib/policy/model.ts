@@ -96,15 +96,23 @@ export function rulesOf(p: Policy, d: Direction): readonly PolicyRule[] {
   return (d === "Ingress" ? p.ingress : p.egress) ?? [];
 }
 
+/** Pods by namespace (peerPods looks at the selected namespaces' pods only). */
+export function podsByNamespace(pods: readonly PodInfo[]): Map<string, PodInfo[]> {
+  const m = new Map<string, PodInfo[]>();
+  for (const p of pods) {
+    const l = m.get(p.namespace);
+    if (l) l.push(p);
+    else m.set(p.namespace, [p]);
+  }
+  return m;
+}
+
 /** The pods a peer with a pod or namespace selector names (none for an ipBlock peer). */
-export function peerPods(peer: PolicyPeer, policyNs: string, pods: readonly PodInfo[], nsLabels: ReadonlyMap<string, Readonly<Record<string, string>>>): PodInfo[] {
+export function peerPods(peer: PolicyPeer, policyNs: string, pods: readonly PodInfo[] | ReadonlyMap<string, readonly PodInfo[]>, nsLabels: ReadonlyMap<string, Readonly<Record<string, string>>>): PodInfo[] {
   if (peer.ipBlock || (!peer.podSelector && !peer.namespaceSelector)) return [];
-  return pods.filter((pod) => {
-    if (peer.namespaceSelector) {
-      if (!selects(peer.namespaceSelector, nsLabels.get(pod.namespace) ?? {})) return false;
-    } else if (pod.namespace !== policyNs) return false;
-    return selects(peer.podSelector, pod.labels);
-  });
+  const byNs = pods instanceof Map ? (pods as ReadonlyMap<string, readonly PodInfo[]>) : podsByNamespace(pods as readonly PodInfo[]);
+  const namespaces = peer.namespaceSelector ? [...byNs.keys()].filter((n) => selects(peer.namespaceSelector, nsLabels.get(n) ?? {})) : [policyNs];
+  return namespaces.flatMap((n) => (byNs.get(n) ?? []).filter((pod) => selects(peer.podSelector, pod.labels)));
 }
 
 /** The protocol of a port entry (TCP by default). */
