@@ -13,6 +13,7 @@ import { clearFlowRestoreWait, releaseFlowRestoreWait } from "./restorewait.ts";
 import { logFileOf } from "../plugin/calllog.ts";
 import { agentConflist, networkConfig, nodeFacts, peersOf, segmentMap, type NodeFacts } from "./model.ts";
 import { nodeFlowsPresent, reconcileOvs } from "./ovs.ts";
+import { PolicyCompiler, PolicyWatch } from "./policy.ts";
 import { describeWatchError, loadKubeConfig, watchCluster, watchNodePods, type ClusterWatch, type RestartingInformer } from "./watch.ts";
 import { PodCollector } from "./collect.ts";
 import { relabelPods } from "./relabel.ts";
@@ -57,6 +58,9 @@ export class Agent {
   private readonly base: OvsplaneConfig;
   private readonly segments: SegmentsWriter;
   private cluster?: ClusterWatch;
+  /** NetworkPolicies and all Pods, and the node's policy flows compiled from them (policy.ts). */
+  private policyWatch?: PolicyWatch;
+  readonly policy = new PolicyCompiler();
   private session?: OvsdbSession;
   private server?: Server;
   /** Follows the plugin's call log (the conflist's logFile) for ovsplane_cni_duration_seconds. */
@@ -98,6 +102,10 @@ export class Agent {
     await clearFlowRestoreWait(this.base.ovsdbSocket).catch((e: unknown) => this.log(`cannot clear flow-restore-wait: ${messageOf(e)}`));
     this.server = await serveHttp(this.o.listen, this.metrics, { notReady: () => this.notReady() });
     const kc = loadKubeConfig(this.o.kubeconfig);
+    this.policyWatch = new PolicyWatch(kc, () => this.trigger(), (what, err, delay) => {
+      this.metrics.watchRestarts.inc({ resource: what });
+      this.log(`watch of ${what} failed (${describeWatchError(err)}); restarting in ${delay} ms`);
+    });
     this.cluster = watchCluster(kc, () => this.trigger(), (what, err, delay) => {
       this.metrics.watchRestarts.inc({ resource: what });
       this.log(`watch of ${what} failed (${describeWatchError(err)}); restarting in ${delay} ms`);
@@ -138,6 +146,7 @@ export class Agent {
     this.conns.reset();
     if (this.restoreWaitArmed && this.applied) await clearFlowRestoreWait(this.applied.cfg.ovsdbSocket).catch(() => undefined);
     await this.cluster?.stop();
+    await this.policyWatch?.stop();
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
   }
 
@@ -211,7 +220,8 @@ export class Agent {
     const cfg = networkConfig(conflist);
     trace("agent: conflist and segments written");
     this.followCallLog(logFileOf({ logFile: cfg.logFile }));
-    const out = await reconcileOvs({ cfg, self, peers }, this.conns);
+    const policy = (ports: Parameters<PolicyCompiler["want"]>[3]) => this.policy.want(this.policyWatch, cluster.namespaces.list(), cfg.name, ports);
+    const out = await reconcileOvs({ cfg, self, peers, policy }, this.conns);
     this.applied = { cfg, ofports: out.ofports };
     if (out.restored || !this.restoreWaitArmed) {
       // A restarted ovs-vswitchd waiting for these flows forwards now (a Node event's changes need no release).
@@ -232,6 +242,7 @@ export class Agent {
     this.metrics.nodeFlowChanges.inc(out.nodeChanges);
     if (out.nodeChanges) changed.push(`${out.nodeChanges} node-wide flow changes`);
     if (out.podReplays) changed.push(`${out.podReplays} pod flows replayed`);
+    if (out.policyChanges) changed.push(`${out.policyChanges} policy flow changes`);
     if (out.hostApplied) {
       this.metrics.hostApplies.inc();
       changed.push(`host state applied (${peers.length} peer ranges)`);

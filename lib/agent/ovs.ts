@@ -16,12 +16,15 @@ import type { OvsConnections } from "./conns.ts";
 import { nodeSpec } from "../plugin/plan.ts";
 import type { OvsplaneConfig } from "../plugin/config.ts";
 import { agentHostSpec, agentNodeModel, podFlowSpecs, type NodeFacts, type PodPort } from "./model.ts";
+import { POLICY_SCOPE, type PolicyWant } from "./policy.ts";
 
 /** What one OVS reconcile works from. */
 export interface OvsInput {
   cfg: OvsplaneConfig;
   self: NodeFacts;
   peers: readonly PeerFlowSpec[];
+  /** The node's NetworkPolicy flows for its pod ports (policy.ts); undefined leaves the bridge's as they are. */
+  policy?: (ports: readonly PodPort[]) => PolicyWant | undefined;
 }
 
 /** What one OVS reconcile did. */
@@ -37,6 +40,8 @@ export interface OvsOutcome {
   hostApplied: boolean;
   /** The pipeline defaults were missing and written (a new bridge, a flush, an ovs-vswitchd restart). */
   restored: boolean;
+  /** NetworkPolicy flow changes written (adds and deletes). */
+  policyChanges: number;
 }
 
 /** The pods' and segments' cookies, read back to replay what is missing. */
@@ -75,12 +80,14 @@ export async function reconcileOvs(input: OvsInput, conns: OvsConnections): Prom
   const ofports = await ensureNode(c, nodeSpec(cfg, self.address!), undefined, OVS_TIMEOUT_MS);
   trace("bridge and shared ports ensured");
   const model = agentNodeModel(cfg, ofports, self, peers);
-  const pods = podFlowSpecs(cfg.name, await podPorts(c, cfg.name));
+  const ports = await podPorts(c, cfg.name);
+  const pods = podFlowSpecs(cfg.name, ports);
+  const policy = input.policy?.(ports);
   const wantPods = pods.flatMap((p) => [...podFlows(p, model.ports), ...segmentFlows(p.segment)]);
   const spec: HostSpec = agentHostSpec(cfg, self, peers);
   trace(`pod ports read (${pods.length})`);
   return await withLock(c, cfg.bridge, async () => {
-    const { nodeOps, podOps } = await conns.sw.use(cfg.ofSocket, async (sw) => {
+    const { nodeOps, podOps, policyOps } = await conns.sw.use(cfg.ofSocket, async (sw) => {
       const now = peersByAddress(peers);
       const key = appliedKey(cfg, self, ofports);
       const prev = lastApplied.get(cfg.ofSocket);
@@ -95,9 +102,12 @@ export async function reconcileOvs(input: OvsInput, conns: OvsConnections): Prom
       }
       trace(`node-wide flows diffed (${incremental ? `${changed!.size} peers changed` : "all"}): ${nodeOps.length} changes`);
       const podOps = podFlowOps(pod, dedupe(wantPods));
-      await sw.apply([...nodeOps, ...podOps]);
+      // Policy flows: read back when they changed or on a full reconcile (a restart's replay), in the same bundle.
+      const policyOps = policy && (policy.changed || !incremental) ? diffFlows(await sw.read(POLICY_SCOPE), policy.flows) : [];
+      await sw.apply([...nodeOps, ...podOps, ...policyOps]);
+      policy?.applied();
       lastApplied.set(cfg.ofSocket, { key, peers: now });
-      return { nodeOps, podOps };
+      return { nodeOps, podOps, policyOps };
     });
     let hostApplied = false;
     const ids = await bridgeIds(c, cfg.bridge);
@@ -106,7 +116,7 @@ export async function reconcileOvs(input: OvsInput, conns: OvsConnections): Prom
       hostApplied = true;
     }
     const restored = nodeOps.some((o) => o.op === "add" && o.flow.cookie === NODE_COOKIE);
-    return { ofports, nodeChanges: nodeOps.length, podReplays: podOps.filter((o) => o.op === "add").length, pods: pods.length, hostApplied, restored };
+    return { ofports, nodeChanges: nodeOps.length, podReplays: podOps.filter((o) => o.op === "add").length, pods: pods.length, hostApplied, restored, policyChanges: policyOps.length };
   });
 }
 

@@ -1,0 +1,137 @@
+// The agent's NetworkPolicy side: informers on NetworkPolicies and all Pods, API objects as lib/policy's model, the node's policy flows recompiled when an input changed.
+import type { KubeConfig, V1Namespace, V1NetworkPolicy, V1Pod } from "@kubernetes/client-node";
+import { ipv4Of } from "../dataplane/attachment.ts";
+import { cookie, CookieKind, KIND_MASK } from "../dataplane/pipeline.ts";
+import type { CookieFilter } from "../dataplane/model.ts";
+import type { Flow } from "../ovs/flow.ts";
+import { compilePolicies, type LocalPod, type PolicyFlows } from "../policy/compile.ts";
+import type { LabelSelector, NamedPort, NamespaceInfo, PodInfo, Policy, PolicyPeer, PolicyPort, PolicyProtocol, PolicyRule } from "../policy/model.ts";
+import type { PodPort } from "./model.ts";
+import { RestartingInformer } from "./watch.ts";
+
+/** Every policy flow of the node (read back and diffed as one scope). */
+export const POLICY_SCOPE: readonly CookieFilter[] = [{ cookie: cookie(CookieKind.Policy, 0n), mask: KIND_MASK }];
+
+/** The informers of the policy inputs: NetworkPolicies and the cluster's Pods (peers' labels and addresses). */
+export class PolicyWatch {
+  readonly policies: RestartingInformer<V1NetworkPolicy>;
+  readonly pods: RestartingInformer<V1Pod>;
+
+  constructor(kc: KubeConfig, onChange: () => void, onError: (what: string, err: unknown, delayMs: number) => void) {
+    this.policies = new RestartingInformer<V1NetworkPolicy>(kc, "/apis/networking.k8s.io/v1/networkpolicies", {
+      onChange,
+      onError: (e, d) => onError("networkpolicies", e, d),
+    });
+    this.pods = new RestartingInformer<V1Pod>(kc, "/api/v1/pods", { onChange, onError: (e, d) => onError("all pods", e, d) });
+    this.policies.start();
+    this.pods.start();
+  }
+
+  /** Both listed at least once: before that, the node's policy flows are left as they are (an agent restart opens nothing). */
+  get synced(): boolean {
+    return this.policies.synced && this.pods.synced;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([this.policies.stop(), this.pods.stop()]);
+  }
+}
+
+const selector = (s: { matchLabels?: Record<string, string>; matchExpressions?: { key: string; operator: string; values?: string[] }[] } | undefined): LabelSelector =>
+  ({ ...(s?.matchLabels ? { matchLabels: s.matchLabels } : {}), ...(s?.matchExpressions ? { matchExpressions: s.matchExpressions } : {}) });
+
+const protocol = (p: string | undefined): PolicyProtocol => (p === "UDP" || p === "SCTP" ? p : "TCP");
+
+function port(p: { protocol?: string; port?: number | string; endPort?: number }): PolicyPort {
+  return { protocol: protocol(p.protocol), ...(p.port === undefined ? {} : { port: p.port }), ...(p.endPort === undefined ? {} : { endPort: p.endPort }) };
+}
+
+function peer(p: { podSelector?: object; namespaceSelector?: object; ipBlock?: { cidr: string; except?: string[] } }): PolicyPeer {
+  return {
+    ...(p.podSelector ? { podSelector: selector(p.podSelector) } : {}),
+    ...(p.namespaceSelector ? { namespaceSelector: selector(p.namespaceSelector) } : {}),
+    ...(p.ipBlock ? { ipBlock: { cidr: p.ipBlock.cidr, except: p.ipBlock.except ?? [] } } : {}),
+  };
+}
+
+function rule(peers: object[] | undefined, ports: object[] | undefined): PolicyRule {
+  return { ...(peers ? { peers: peers.map(peer) } : {}), ...(ports ? { ports: ports.map(port) } : {}) };
+}
+
+/** A NetworkPolicy object as the model's Policy. */
+export function policyOf(np: V1NetworkPolicy): Policy {
+  const s = np.spec ?? ({} as NonNullable<V1NetworkPolicy["spec"]>);
+  return {
+    namespace: np.metadata?.namespace ?? "default",
+    name: np.metadata?.name ?? "",
+    podSelector: selector(s.podSelector),
+    ...(s.policyTypes?.length ? { policyTypes: s.policyTypes as ("Ingress" | "Egress")[] } : {}),
+    // Plain JSON (lists and watch events) names it `from`; client-node's model `_from`.
+    ...(s.ingress ? { ingress: s.ingress.map((r) => rule(r._from ?? (r as { from?: object[] }).from, r.ports)) } : {}),
+    ...(s.egress ? { egress: s.egress.map((r) => rule(r.to, r.ports)) } : {}),
+  };
+}
+
+/** A Pod object as the model's PodInfo (its IPv4 address from status; named container ports). */
+export function podInfoOf(p: V1Pod): PodInfo {
+  const ips = [p.status?.podIP, ...(p.status?.podIPs ?? []).map((x) => x.ip)].filter((x): x is string => !!x && !x.includes(":"));
+  const ports: NamedPort[] = (p.spec?.containers ?? []).flatMap((c) =>
+    (c.ports ?? []).flatMap((cp) => (cp.name ? [{ name: cp.name, port: cp.containerPort, protocol: protocol(cp.protocol) }] : [])),
+  );
+  return {
+    namespace: p.metadata?.namespace ?? "default",
+    name: p.metadata?.name ?? "",
+    labels: p.metadata?.labels ?? {},
+    ...(ips[0] && !p.spec?.hostNetwork ? { ip: ips[0] } : {}),
+    ...(p.spec?.nodeName ? { node: p.spec.nodeName } : {}),
+    ports,
+  };
+}
+
+/** This node's attachments of the network that name their Pod, with their OpenFlow port and IPv4 address. */
+export function localPodsOf(network: string, ports: readonly PodPort[]): LocalPod[] {
+  return ports.flatMap(({ attachment: a, ofport }) => {
+    const ip = ipv4Of(a);
+    return a.network === network && ip && ofport > 0 && a.podNamespace && a.podName ? [{ ofport, ip, namespace: a.podNamespace, name: a.podName }] : [];
+  });
+}
+
+/** The policy flows a reconcile wants, whether they differ from the last written, and the call that records them written. */
+export interface PolicyWant {
+  flows: Flow[];
+  compiled: PolicyFlows;
+  changed: boolean;
+  applied(): void;
+}
+
+/**
+ * Compiles the node's policy flows from the informers' caches, again only when an input changed (policies,
+ * pods' labels, addresses and named ports, namespaces' labels, this node's pod ports).
+ */
+export class PolicyCompiler {
+  private last?: { key: string; out: PolicyFlows };
+  private appliedKey?: string;
+
+  /** The wanted flows, or undefined while the informers have not listed (leave the bridge's as they are). */
+  want(w: PolicyWatch | undefined, namespaces: readonly V1Namespace[], network: string, ports: readonly PodPort[]): PolicyWant | undefined {
+    if (!w?.synced) return undefined;
+    const policies = w.policies.list().map(policyOf);
+    const pods = w.pods.list().map(podInfoOf);
+    const ns: NamespaceInfo[] = namespaces.map((n) => ({ name: n.metadata?.name ?? "", labels: n.metadata?.labels ?? {} }));
+    const local = localPodsOf(network, ports);
+    const key = JSON.stringify([policies, pods, ns, local]);
+    if (this.last?.key !== key) this.last = { key, out: compilePolicies({ policies, pods, namespaces: ns, local }) };
+    const out = this.last.out;
+    return { flows: out.flows, compiled: out, changed: this.appliedKey !== key, applied: () => void (this.appliedKey = key) };
+  }
+
+  /** The last compiled flows (ovsplanectl and metrics), if any. */
+  get current(): PolicyFlows | undefined {
+    return this.last?.out;
+  }
+
+  /** Forgets what was written (the next reconcile reads the bridge's policy flows back). */
+  reset(): void {
+    this.appliedKey = undefined;
+  }
+}
