@@ -21,12 +21,11 @@ bundles: node_modules
 	$(ESBUILD) --log-level=warning --bundle --platform=node --target=node20 --format=cjs --external:bun:ffi \
 	  --outdir=dist/js --out-extension:.js=.cjs $(filter-out cmd/multicall.ts,$(wildcard cmd/*.ts))
 
-# The shipped executable: one Bun-compiled multi-call binary; the other names are symlinks to it. The agent is
-# bundled apart and embedded as an asset, so the CNI calls never load its Kubernetes client.
+# The shipped executable: one Bun-compiled multi-call binary; the other names are symlinks to it. The agent is a
+# second entry point (own bytecode, loaded only under its name), so the CNI calls never load its Kubernetes client.
 bin: node_modules
-	@mkdir -p dist/bin dist/agent
-	$(BUN) build --target=bun --format=esm --minify cmd/ovsplane-agent.ts --outfile dist/agent/ovsplane-agent.js >/dev/null
-	$(BUN) build --compile --minify --bytecode --format=esm --no-compile-autoload-dotenv --no-compile-autoload-bunfig --asset dist/agent/ovsplane-agent.js cmd/multicall.ts --outfile dist/bin/.ovsplane.tmp >/dev/null
+	@mkdir -p dist/bin
+	$(BUN) build --compile --minify --bytecode --format=esm --no-compile-autoload-dotenv --no-compile-autoload-bunfig cmd/multicall.ts cmd/ovsplane-agent.ts --outfile dist/bin/.ovsplane.tmp >/dev/null
 	mv -f dist/bin/.ovsplane.tmp dist/bin/ovsplane
 	@for l in $(LINKS); do ln -sfn ovsplane dist/bin/$$l; done
 

@@ -2,18 +2,16 @@
 import { basename } from "node:path";
 
 /**
- * The agent's bundle, embedded in the executable as an asset (`make bin`), not compiled into it: its
- * Kubernetes client would otherwise be loaded (as bytecode) by every CNI call, ~10 ms each.
+ * The agent is a second entry point of the compiled executable (`make bin`), with bytecode of its own, so
+ * only this name loads it: its Kubernetes client costs the CNI calls nothing. Imported by a path the
+ * bundler does not follow (a static import would compile the agent into the CNI calls' module graph).
  */
-function agentBundle(): string {
-  const files = (globalThis as { Bun?: { embeddedFiles?: readonly { name?: string }[] } }).Bun?.embeddedFiles ?? [];
-  const bundle = files.find((f) => f.name === "ovsplane-agent.js");
-  if (!bundle) throw new Error("this executable has no embedded ovsplane-agent bundle (build it with make bin)");
-  return `${import.meta.dirname}/${bundle.name}`;
+function agentEntry(): string {
+  return `${import.meta.dirname}/ovsplane-agent.js`;
 }
 
 const name = basename(process.argv0 || process.argv[1] || "");
 if (name.startsWith("ovsplane-ipam")) void import("./ovsplane-ipam.ts");
 else if (name.startsWith("ovsplanectl")) void import("./ovsplanectl.ts");
-else if (name.startsWith("ovsplane-agent")) void import(agentBundle());
+else if (name.startsWith("ovsplane-agent")) void import(agentEntry());
 else void import("./ovsplane.ts");

@@ -2,5 +2,7 @@
 import { main } from "../lib/agent/main.ts";
 import { configure, settingsFromEnv } from "../lib/settings.ts";
 
+// A long-lived process: Bun's collector runs more often, so the heap of a big sync is reused, not grown (peak RSS).
+(globalThis as { Bun?: { unsafe?: { gcAggressionLevel?(level: number): number } } }).Bun?.unsafe?.gcAggressionLevel?.(2);
 configure(settingsFromEnv(process.env));
 void main(process.argv.slice(2), process.env);
