@@ -1,6 +1,6 @@
 // The agent's OVS reconcile: bridge and shared ports, node-wide flows, pods' flows replayed, host state, in one pass.
 import { nodeFlows, podFlows, segmentFlows, type PeerFlowSpec } from "../dataplane/builders.ts";
-import { diffFlows, desiredNodeFlows, NODE_SCOPE, type CookieFilter } from "../dataplane/model.ts";
+import { diffFlows, desiredNodeFlows, NODE_SCOPE, slicedNodeDiff, type CookieFilter } from "../dataplane/model.ts";
 import { CookieKind, cookie, EXACT_MASK, KIND_MASK, NODE_COOKIE, peerCookie, routeCookie } from "../dataplane/pipeline.ts";
 import { networkId } from "../dataplane/names.ts";
 import { parseIp } from "../net/ip.ts";
@@ -87,27 +87,29 @@ export async function reconcileOvs(input: OvsInput, conns: OvsConnections): Prom
   const spec: HostSpec = agentHostSpec(cfg, self, peers);
   trace(`pod ports read (${pods.length})`);
   return await withLock(c, cfg.bridge, async () => {
-    const { nodeOps, podOps, policyOps } = await conns.sw.use(cfg.ofSocket, async (sw) => {
+    const { nodeChanges, restored, podOps, policyOps } = await conns.sw.use(cfg.ofSocket, async (sw) => {
       const now = peersByAddress(peers);
       const key = appliedKey(cfg, self, ofports);
       const prev = lastApplied.get(cfg.ofSocket);
       lastApplied.delete(cfg.ofSocket);
       const changed = prev?.key === key ? changedAddresses(prev.peers, now) : undefined;
       const [pod, incremental] = await Promise.all([sw.read(POD_SCOPE), changed ? peerOps(sw, cfg, self, ofports, peers, changed) : undefined]);
-      let nodeOps = incremental;
-      if (!nodeOps) {
+      const nodeOps = incremental ?? [];
+      let full = { changes: 0, restored: false };
+      if (!incremental) {
         const node = await sw.read(NODE_SCOPE);
         trace(`${node.length} node-wide flows read`);
-        nodeOps = diffFlows(node, desiredNodeFlows(model));
+        full = await writeSliced(sw, slicedNodeDiff(node, model, PEERS_PER_BUNDLE));
       }
-      trace(`node-wide flows diffed (${incremental ? `${changed!.size} peers changed` : "all"}): ${nodeOps.length} changes`);
+      trace(`node-wide flows diffed (${incremental ? `${changed!.size} peers changed` : "all"}): ${incremental ? nodeOps.length : full.changes} changes`);
       const podOps = podFlowOps(pod, dedupe(wantPods));
       // Policy flows: read back when they changed or on a full reconcile (a restart's replay), in the same bundle.
       const policyOps = policy && (policy.changed || !incremental) ? diffFlows(await sw.read(POLICY_SCOPE), policy.flows) : [];
       await sw.apply([...nodeOps, ...podOps, ...policyOps]);
       policy?.applied();
       lastApplied.set(cfg.ofSocket, { key, peers: now });
-      return { nodeOps, podOps, policyOps };
+      const restored = full.restored || wroteDefaults(nodeOps);
+      return { nodeChanges: nodeOps.length + full.changes, restored, podOps, policyOps };
     });
     let hostApplied = false;
     const ids = await bridgeIds(c, cfg.bridge);
@@ -115,9 +117,28 @@ export async function reconcileOvs(input: OvsInput, conns: OvsConnections): Prom
       await applyHostState(c, cfg.bridge, spec, ids[hostKey(cfg.name)]);
       hostApplied = true;
     }
-    const restored = nodeOps.some((o) => o.op === "add" && o.flow.cookie === NODE_COOKIE);
-    return { ofports, nodeChanges: nodeOps.length, podReplays: podOps.filter((o) => o.op === "add").length, pods: pods.length, hostApplied, restored, policyChanges: policyOps.length };
+    return { ofports, nodeChanges, podReplays: podOps.filter((o) => o.op === "add").length, pods: pods.length, hostApplied, restored, policyChanges: policyOps.length };
   });
+}
+
+/** Peers whose flows a full node-wide reconcile builds and writes per bundle (see slicedNodeDiff). */
+const PEERS_PER_BUNDLE = 200;
+
+/** True when ops write a pipeline default (they were missing: a new bridge, a flush, a restart). */
+function wroteDefaults(ops: readonly FlowOp[]): boolean {
+  return ops.some((o) => o.op === "add" && o.flow.cookie === NODE_COOKIE);
+}
+
+/** Writes each slice of a full node-wide diff as its own bundle, before the next slice is built. */
+async function writeSliced(sw: Switch, slices: Iterable<FlowOp[]>): Promise<{ changes: number; restored: boolean }> {
+  let changes = 0;
+  let restored = false;
+  for (const ops of slices) {
+    await sw.apply(ops);
+    changes += ops.length;
+    restored ||= wroteDefaults(ops);
+  }
+  return { changes, restored };
 }
 
 /** What the last reconcile of a bridge wrote: its inputs but the peers, and each peer address's pod ranges. */

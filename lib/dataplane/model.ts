@@ -149,3 +149,34 @@ export function networkReconcile(m: NodeModel, network: string, current: readonl
   const skip = new Set(others);
   return diffFlows(current.filter((f) => !skip.has(f)), desired);
 }
+
+/** The peer address a Peer or Route cookie is about (undefined for other kinds). */
+function cookiePeer(c: bigint): string | undefined {
+  const p = parseCookie(c);
+  return p?.kind === CookieKind.Peer || p?.kind === CookieKind.Route ? formatValue("ipv4", p.id & 0xffffffffn) : undefined;
+}
+
+/**
+ * diffFlows(current, desiredNodeFlows(m)), a slice of peer addresses at a time (pure): the first slice
+ * also carries the defaults, gateways and global segments; each slice's flows are built and compared
+ * with the current flows of its own cookies only; a last slice deletes the flows of peers no longer
+ * in the model. The caller writes each slice before the next is built, so a sync of 1,000 nodes never
+ * holds every flow's objects and texts at once (the agent's peak memory).
+ */
+export function* slicedNodeDiff(current: readonly Flow[], m: NodeModel, peersPerSlice: number): Generator<FlowOp[]> {
+  const addresses = [...new Set(m.networks.flatMap((n) => n.peers.map((p) => p.nodeIP)))].sort();
+  const byPeer = new Map<string | undefined, Flow[]>();
+  for (const f of current) {
+    const ip = cookiePeer(f.cookie);
+    byPeer.set(ip, [...(byPeer.get(ip) ?? []), f]);
+  }
+  for (let i = 0; i === 0 || i < addresses.length; i += peersPerSlice) {
+    const slice = new Set(addresses.slice(i, i + peersPerSlice));
+    const model: NodeModel = { ports: m.ports, networks: m.networks.map((n) => ({ ...n, peers: n.peers.filter((p) => slice.has(p.nodeIP)) })) };
+    const desired = desiredNodeFlows(model).filter((f) => i === 0 || cookiePeer(f.cookie) !== undefined);
+    const have = [...(i === 0 ? (byPeer.get(undefined) ?? []) : []), ...[...slice].flatMap((ip) => byPeer.get(ip) ?? [])];
+    yield diffFlows(have, desired);
+  }
+  const wanted = new Set(addresses);
+  yield [...byPeer].flatMap(([ip, flows]) => (ip !== undefined && !wanted.has(ip) ? flows.map((f): FlowOp => ({ op: "delete_strict", flow: f })) : []));
+}

@@ -8,7 +8,7 @@ import {
   cookie, COOKIE_MAGIC, CookieKind, EXACT_MASK, gatewayCookie, KIND_MASK, NETWORK_KIND_MASK, NODE_COOKIE, parseCookie, peerCookie, podCookie,
   routeCookie, segmentCookie, Table,
 } from "../../lib/dataplane/pipeline.ts";
-import { desiredNodeFlows, diffFlows, networkReconcile, type NodeModel } from "../../lib/dataplane/model.ts";
+import { desiredNodeFlows, diffFlows, networkReconcile, slicedNodeDiff, type NodeModel } from "../../lib/dataplane/model.ts";
 import { flowKey, hex, ipv4, renderBundle, renderFlow, type Flow, type FlowOp } from "../../lib/ovs/flow.ts";
 import { networkId } from "../../lib/dataplane/names.ts";
 import { addFlowOps, staticModel } from "../../lib/plugin/plan.ts";
@@ -166,6 +166,29 @@ test("renderFlow and renderBundle formats", () => {
     "flow delete cookie=0x6f76040000001234/0xffffffffffffffff\nflow add table=0,priority=0,cookie=0x6f76010000000000 actions=drop\n" +
       "flow delete_strict table=40,priority=200,cookie=0x6f76020000000064/-1,reg0=100,reg1=100\n",
   );
+});
+
+test("slicedNodeDiff: the same changes as one diffFlows of the whole model, a slice of peers at a time", () => {
+  const peers = (n: number, from = 0) => Array.from({ length: n }, (_, i) => ({ nodeIP: `198.19.0.${from + i + 1}`, podCIDR: `10.9.${from + i}.0/24` }));
+  const model = (p: NodeModel["networks"][number]["peers"], gatewayIP = "10.250.0.1"): NodeModel => ({
+    ports: { tunnel: 1, gateway: 2, gatewayMAC: "00:00:00:00:00:01" },
+    networks: [{ name: "podnet", gatewayIP, peers: p, globalSegments: [7] }],
+  });
+  const text = (ops: readonly FlowOp[]) => ops.map((o) => `${o.op} ${"flow" in o ? renderFlow(o.flow) : ""}`).sort();
+  const cases: [NodeModel, NodeModel][] = [
+    [model([]), model(peers(10))], // the first sync
+    [model(peers(10)), model(peers(12, 3))], // peers gone, new, kept
+    [model(peers(5)), model([], "10.250.0.9")], // every peer gone, another gateway
+    [model(peers(4)), model(peers(4))], // nothing to do
+  ];
+  for (const [from, to] of cases) {
+    const current = desiredNodeFlows(from);
+    const slices = [...slicedNodeDiff(current, to, 3)];
+    assert.equal(text(slices.flat()), text(diffFlows(current, desiredNodeFlows(to))));
+  }
+  const first = [...slicedNodeDiff([], model(peers(10)), 3)];
+  assert.equal(first.length, 5, "four slices of at most 3 peers, then the deletions");
+  assert.ok(first.slice(1, 4).every((ops) => ops.length <= 3 * 4), "later slices carry only their peers' flows");
 });
 
 test.run();
