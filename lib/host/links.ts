@@ -50,12 +50,16 @@ export interface LinkOps {
   setUp(name: string): Promise<void>;
   /** Deletes a link of this netns (a veth takes its peer along); false when it did not exist. */
   deleteLink(name: string): Promise<boolean>;
-  /** A link of the netns at nsPath with its IPv4 addresses; undefined when it does not exist. */
-  podInterface(nsPath: string, ifname: string): Promise<AddrJson | undefined>;
+  /** A link with its IPv4 addresses, of the netns at nsPath (else this one); undefined when it does not exist. */
+  interfaceOf(ifname: string, nsPath?: string): Promise<AddrJson | undefined>;
   /** The main table's IPv4 routes through a link of the netns at nsPath. */
   podRoutes(nsPath: string, ifname: string): Promise<RouteJson[]>;
   /** The veths of this netns with their aliases. */
   veths(): Promise<{ ifname: string; ifalias?: string }[]>;
+  /** The main table's IPv4 routes of one protocol in this netns (`ip -j route show proto P`). */
+  routesByProtocol(protocol: number): Promise<RouteJson[]>;
+  /** Runs host state lines in this netns, of the forms dataplane/hoststate.ts writes (`ip -batch`; netlink: netlink/batch.ts). */
+  hostBatch(lines: readonly string[]): Promise<void>;
   /** Every link of this netns with its IPv4 addresses (`ip -j -4 addr show`). */
   ipv4Links(): Promise<(AddrJson & { mtu: number })[]>;
 }
@@ -90,7 +94,7 @@ export const ipLinks: LinkOps = {
     if (missing(r.stderr)) return false;
     throw new Error(`ip link del ${name}: ${r.stderr.trim()}`);
   },
-  async podInterface(nsPath, ifname) {
+  async interfaceOf(ifname, nsPath) {
     try {
       return (await ipJson<AddrJson[]>(["addr", "show", "dev", ifname], nsPath))[0];
     } catch (e) {
@@ -99,6 +103,10 @@ export const ipLinks: LinkOps = {
     }
   },
   podRoutes: (nsPath, ifname) => ipJson<RouteJson[]>(["route", "show", "dev", ifname], nsPath),
+  routesByProtocol: (protocol) => ipJson<RouteJson[]>(["route", "show", "proto", String(protocol)]),
+  async hostBatch(lines) {
+    if (lines.length) await ipBatch(lines);
+  },
   veths: () => ipJson<{ ifname: string; ifalias?: string }[]>(["link", "show", "type", "veth"]),
   ipv4Links: () => ipJson<(AddrJson & { mtu: number })[]>(["-4", "addr", "show"]),
 };

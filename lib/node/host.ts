@@ -1,11 +1,10 @@
 // The node's host state of a network (gateway address, routes to peers, masquerade, raw guard): applied when it changed.
-import { messageOf } from "../cni/errors.ts";
 import { run, trace } from "../host/exec.ts";
 import { procRoutes } from "../host/routes.ts";
-import { ipBatch, ipJson } from "../host/netns.ts";
+import { links } from "../host/links.ts";
 import type { OvsdbClient } from "../ovs/ovsdb.ts";
 import {
-  hostFingerprint, hostFingerprintParts, iptablesApply, iptablesRemove, markerRoutes, ROUTE_PROTO, routeLines, routeMetric, staleRouteLines, type HostSpec, type RouteJson,
+  hostFingerprint, hostFingerprintParts, iptablesApply, iptablesRemove, markerRoutes, ROUTE_PROTO, routeLines, routeMetric, staleRouteLines, type HostSpec,
 } from "../dataplane/hoststate.ts";
 import { GATEWAY_PORT } from "../dataplane/names.ts";
 import { cidrContains } from "../net/ip.ts";
@@ -48,15 +47,16 @@ export async function applyHostState(c: OvsdbClient, bridge: string, spec: HostS
   } else trace(`iptables of ${spec.network} unchanged`);
   const wanted = [...spec.peers.map((p) => p.podCIDR), ...markerRoutes(spec)];
   if (!kernelHas || gw !== want.gateway) {
-    const routes = await ipJson<RouteJson[]>(["route", "show", "proto", String(ROUTE_PROTO)]);
-    await ipBatch([...staleRouteLines(routes, spec.netId, wanted), ...routeLines(spec)]);
+    const kernel = await links();
+    const routes = await kernel.routesByProtocol(ROUTE_PROTO);
+    await kernel.hostBatch([...staleRouteLines(routes, spec.netId, wanted), ...routeLines(spec)]);
   } else {
     const have = new Set(ours);
     const stale = staleRouteLines(ours.map((dst) => ({ dst, dev: GATEWAY_PORT, metric: routeMetric(spec.netId) })), spec.netId, wanted);
     const missing = new Set(spec.peers.map((p) => p.podCIDR).filter((d) => !have.has(d)));
     const lines = [...stale, ...routeLines({ ...spec, peers: spec.peers.filter((p) => missing.has(p.podCIDR)) })];
     trace(`routes of ${spec.network}: ${stale.length} removed, ${missing.size} added`);
-    await ipBatch(lines);
+    await (await links()).hostBatch(lines);
   }
   await setBridgeId(c, bridge, hostKey(spec.network), hostFingerprint(spec));
   trace(`host state of ${spec.network} applied`);
@@ -78,14 +78,12 @@ export async function removeHostState(c: OvsdbClient, o: RemoveHostOptions): Pro
   const save = (await run(["iptables-save"])).stdout;
   const text = iptablesRemove(o.network, save, o.raw);
   if (text) await run(["iptables-restore", "-w", "--noflush"], { input: text });
-  const routes = await ipJson<RouteJson[]>(["route", "show", "proto", String(ROUTE_PROTO)]);
-  const links = await ipJson<{ addr_info?: { family: string; local: string; prefixlen: number }[] }[]>(["addr", "show", "dev", GATEWAY_PORT]).catch((e) => {
-    if (/does not exist|Cannot find device/i.test(messageOf(e))) return []; // no gateway port: no address to remove
-    throw e;
-  });
-  const mine = (links[0]?.addr_info ?? []).filter((a) => a.family === "inet" && o.podCIDRs.some((r) => cidrContains(r, a.local)));
+  const kernel = await links();
+  const routes = await kernel.routesByProtocol(ROUTE_PROTO);
+  const gw = await kernel.interfaceOf(GATEWAY_PORT); // no gateway port: no address to remove
+  const mine = (gw?.addr_info ?? []).filter((a) => a.family === "inet" && o.podCIDRs.some((r) => cidrContains(r, a.local)));
   const lines = [...staleRouteLines(routes, o.netId, []), ...mine.map((a) => `addr del ${a.local}/${a.prefixlen} dev ${GATEWAY_PORT}`)];
-  if (lines.length) await ipBatch(lines);
+  await kernel.hostBatch(lines);
   await setBridgeId(c, o.bridge, hostKey(o.network), undefined);
   trace(`host state of ${o.network} removed`);
 }

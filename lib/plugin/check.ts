@@ -26,7 +26,7 @@ export async function check(req: CniRequest): Promise<void> {
   const want = prev.interfaces?.find((i) => i.name === req.ifname && i.sandbox);
   const kernel = await links();
   // A missing device is undefined; anything else is a failure to look, not a verdict.
-  const link = await kernel.podInterface(req.netns, req.ifname).catch((e) => {
+  const link = await kernel.interfaceOf(req.ifname, req.netns).catch((e) => {
     throw checkFailed(`interface ${req.ifname}`, `cannot read it in ${req.netns}: ${messageOf(e)}`, e);
   });
   if (!link) throw checkFailed(`interface ${req.ifname}`, `missing in ${req.netns}`);

@@ -4,7 +4,7 @@ import * as assert from "uvu/assert";
 import { SPAWN_TRACE } from "../../lib/host/exec.ts";
 import { createPod, runPlugin, teardownAll, type PluginResult, type SimNode } from "../harness/testbed.ts";
 import { leaseFiles } from "../harness/fixtures.ts";
-import { addPod, CNI_PATH, OVSPLANE, rmTemp, tempDir, twoNodes, type AttachedPod } from "./common.ts";
+import { CNI_PATH, OVSPLANE, rmTemp, tempDir, twoNodes, type AttachedPod } from "./common.ts";
 
 let N: SimNode;
 let dir: string;
@@ -29,14 +29,22 @@ test.before(async () => {
   peerDir = tempDir();
   // Two joined nodes: A's underlay is real (no mtu in the conf: ADD reads the underlay's MTU, through netlink too).
   ({ A: N, confA: conf } = await twoNodes([dir, peerDir]));
-  // The node's first ADD applies its host state (iptables-restore, once per node): from here on the node is warm.
-  warm = await addPod(N, conf, "w1");
 });
 
 test.after(async () => {
   await teardownAll();
   rmTemp(dir);
   rmTemp(peerDir);
+});
+
+test("the node's first ADD spawns only iptables-save and iptables-restore (its host state, once per node)", async () => {
+  const pod = await createPod("w1");
+  const add = await call("ADD", { id: "ctr-w1", netns: pod.netnsPath });
+  assert.is(add.code, 0, add.stdout + add.stderr);
+  assert.equal(spawns(add).map((a) => a.split(" ")[0]), ["iptables-save", "iptables-restore"]);
+  warm = { pod, containerID: "ctr-w1", ip: String(add.json.ips[0].address).split("/")[0]!, result: add };
+  // The gateway address and routes went through netlink.
+  assert.ok(await pod.ping("10.244.1.1"), "w1 -> its gateway");
 });
 
 test("ADD, CHECK, STATUS, GC and DEL on a warm node start no subprocess; the pod works and leaves nothing behind", async () => {

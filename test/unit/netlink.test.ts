@@ -2,6 +2,8 @@
 import { readFileSync } from "node:fs";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
+import { routeLines, staleRouteLines, type HostSpec } from "../../lib/dataplane/hoststate.ts";
+import { parseBatchLine } from "../../lib/host/netlink/batch.ts";
 import { absorb, attr, decodeMessages, encodeAttrs, NLMSG, type NlMessage, parseAttrs, type Reply } from "../../lib/host/netlink/codec.ts";
 import {
   delAddr, delLink, delRoute, dumpAddrs, dumpLinks, dumpRoutes, getLink, newAddr, newRoute, newVeth, parseAddr, parseLink, parseRoute, RTM, setLink,
@@ -125,6 +127,26 @@ test("decoded links, addresses and routes", () => {
   // ip resolved the device between the dump's parts with the same seq: keep the routes only.
   const gw = replyTo("gwRouteShow", RTM.GETROUTE).items.filter((m) => m.type === RTM.NEWROUTE).map(parseRoute);
   assert.equal(gw, [{ dst: "10.244.2.0/24", table: 254, protocol: 111, scope: 253, type: 1, oif: gw[0]!.oif, metric: 1001, prefsrc: "10.244.1.1" }]);
+});
+
+test("host state lines (hoststate.ts) read as netlink operations; anything else is refused", () => {
+  const spec: HostSpec = {
+    network: "podnet", netId: 1n, gateways: ["10.244.1.1/24"], gatewayIP: "10.244.1.1", podCIDRs: ["10.244.1.0/24"],
+    peers: [{ nodeIP: "198.18.0.2", podCIDR: "10.244.2.0/24" }], clusterRanges: [], masquerade: false,
+  };
+  const lines = [...staleRouteLines([{ dst: "10.244.9.0/24", dev: "ovsplane-gw", metric: 1001 }, { dst: "10.9.9.9", metric: 1001 }], 1n, []), ...routeLines(spec), "addr del 10.244.1.1/24 dev ovsplane-gw"];
+  assert.equal(lines.map(parseBatchLine), [
+    { op: "route", action: "del", dst: "10.244.9.0/24", dev: "ovsplane-gw", protocol: 111, metric: 1001 },
+    { op: "route", action: "del", dst: "10.9.9.9/32", dev: "ovsplane-gw", protocol: 111, metric: 1001 },
+    { op: "addr", action: "replace", address: "10.244.1.1/24", dev: "ovsplane-gw" },
+    { op: "link-up", dev: "ovsplane-gw" },
+    { op: "route", action: "replace", dst: "10.244.1.0/24", dev: "ovsplane-gw", src: "10.244.1.1", protocol: 111, metric: 1001 },
+    { op: "route", action: "replace", dst: "10.244.2.0/24", dev: "ovsplane-gw", src: "10.244.1.1", protocol: 111, metric: 1001 },
+    { op: "addr", action: "del", address: "10.244.1.1/24", dev: "ovsplane-gw" },
+  ]);
+  for (const bad of ["route add 10.0.0.0/8 via 10.0.0.1 dev x", "link set x down", "addr replace 10.0.0.1/24 dev x label y", "route replace 10.0.0.0/8 dev"]) {
+    assert.throws(() => parseBatchLine(bad), /not understood/, bad);
+  }
 });
 
 test.run();

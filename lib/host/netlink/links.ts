@@ -2,7 +2,8 @@
 import { CniError, Code } from "../../cni/errors.ts";
 import type { AddrJson, LinkOps, RouteJson } from "../links.ts";
 import { NetlinkError } from "./codec.ts";
-import { delLink, dumpAddrs, dumpLinks, dumpRoutes, getLink, type LinkInfo, newAddr, newRoute, newVeth, parseAddr, parseLink, parseRoute, RTM, setLink } from "./rtnl.ts";
+import { parseBatchLine } from "./batch.ts";
+import { delAddr, delLink, delRoute, dumpAddrs, dumpLinks, dumpRoutes, getLink, type LinkInfo, newAddr, newRoute, newVeth, parseAddr, parseLink, parseRoute, RTM, setLink } from "./rtnl.ts";
 import { closeFd, NetlinkSocket, openFd, txChecksumOff } from "./socket.ts";
 
 const ENODEV = 19;
@@ -23,8 +24,9 @@ function step<T>(fn: () => T): T {
   }
 }
 
-/** Runs `fn` with a socket opened in the netns at nsPath, closed after. */
-function inPod<T>(nsPath: string, fn: (s: NetlinkSocket) => T): T {
+/** Runs `fn` with a socket opened in the netns at nsPath (closed after), or with this netns's socket. */
+function inPod<T>(nsPath: string | undefined, fn: (s: NetlinkSocket) => T): T {
+  if (!nsPath) return fn(here());
   const s = NetlinkSocket.open(nsPath);
   try {
     return fn(s);
@@ -95,7 +97,7 @@ export const netlinkLinks: LinkOps = {
       return true;
     });
   },
-  async podInterface(nsPath, ifname) {
+  async interfaceOf(ifname, nsPath) {
     return step(() =>
       inPod(nsPath, (s) => {
         const l = linkByName(s, ifname);
@@ -115,6 +117,47 @@ export const netlinkLinks: LinkOps = {
           .map((r): RouteJson => ({ dst: ipDst(r.dst), ...(r.gateway ? { gateway: r.gateway } : {}), dev: ifname, protocol: r.protocol, ...(r.metric !== undefined ? { metric: r.metric } : {}) }));
       }),
     );
+  },
+  async routesByProtocol(protocol) {
+    return step(() => {
+      const s = here();
+      const names = new Map(s.call((seq) => dumpLinks(seq), "listing links").map(parseLink).map((l) => [l.index, l.name]));
+      return s
+        .call((seq) => dumpRoutes(seq, { protocol }), `listing routes of protocol ${protocol}`)
+        .flatMap((m) => parseRoute(m) ?? [])
+        .filter((r) => r.protocol === protocol && r.table === RT_TABLE_MAIN)
+        .map((r): RouteJson => ({ dst: ipDst(r.dst), ...(r.oif ? { dev: names.get(r.oif) ?? `if${r.oif}` } : {}), protocol: r.protocol, ...(r.metric !== undefined ? { metric: r.metric } : {}) }));
+    });
+  },
+  async hostBatch(lines) {
+    step(() => {
+      const s = here();
+      const ops = lines.map(parseBatchLine); // all read before the first change
+      const index = new Map<string, number>();
+      const indexOf = (dev: string) => {
+        if (!index.has(dev)) {
+          const l = linkByName(s, dev);
+          if (!l) throw new NetlinkError(ENODEV, `finding link ${dev}`, s.where);
+          index.set(dev, l.index);
+        }
+        return index.get(dev)!;
+      };
+      for (const [i, o] of ops.entries()) {
+        const what = `host state: ${lines[i]}`;
+        if (o.op === "link-up") s.call((seq) => setLink(seq, { index: indexOf(o.dev) }, { up: true }), what);
+        else if (o.op === "addr") {
+          const a = { index: indexOf(o.dev), address: o.address };
+          s.call((seq) => (o.action === "del" ? delAddr(seq, a) : newAddr(seq, { ...a, replace: true })), what);
+        } else if (o.action === "del") {
+          if (o.protocol === undefined || o.metric === undefined) throw new Error(`${what}: a route is removed by its proto and metric`);
+          const r = { dst: o.dst, oif: indexOf(o.dev), protocol: o.protocol, metric: o.metric };
+          s.call((seq) => delRoute(seq, r), what);
+        } else {
+          const r = { dst: o.dst, oif: indexOf(o.dev), ...(o.src ? { prefsrc: o.src } : {}), ...(o.protocol !== undefined ? { protocol: o.protocol } : {}), ...(o.metric !== undefined ? { metric: o.metric } : {}) };
+          s.call((seq) => newRoute(seq, { ...r, replace: true }), what);
+        }
+      }
+    });
   },
   async veths() {
     return step(() =>
