@@ -60,7 +60,7 @@ export class Agent {
   private cluster?: ClusterWatch;
   /** NetworkPolicies and all Pods, and the node's policy flows compiled from them (policy.ts). */
   private policyWatch?: PolicyWatch;
-  readonly policy = new PolicyCompiler();
+  readonly policy: PolicyCompiler;
   private session?: OvsdbSession;
   private server?: Server;
   /** Follows the plugin's call log (the conflist's logFile) for ovsplane_cni_duration_seconds. */
@@ -93,6 +93,7 @@ export class Agent {
     this.template = JSON.parse(readFileSync(o.confFile, "utf8")) as Record<string, unknown>;
     this.base = networkConfig(this.template);
     this.segments = new SegmentsWriter(o.stateDir);
+    this.policy = new PolicyCompiler(o.stateDir);
   }
 
   /** Starts the watches, the HTTP endpoint and the periodic check. */

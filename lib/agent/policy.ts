@@ -8,6 +8,9 @@ import { compilePolicies, type LocalPod, type PolicyFlows } from "../policy/comp
 import type { LabelSelector, NamedPort, NamespaceInfo, PodInfo, Policy, PolicyPeer, PolicyPort, PolicyProtocol, PolicyRule } from "../policy/model.ts";
 import type { PodPort } from "./model.ts";
 import { RestartingInformer } from "./watch.ts";
+import { writeAtomic } from "./files.ts";
+import { POLICIES_FILE, policyReport } from "../policy/report.ts";
+import { join } from "node:path";
 
 /** Every policy flow of the node (read back and diffed as one scope). */
 export const POLICY_SCOPE: readonly CookieFilter[] = [{ cookie: cookie(CookieKind.Policy, 0n), mask: KIND_MASK }];
@@ -112,6 +115,9 @@ export class PolicyCompiler {
   private last?: { key: string; out: PolicyFlows };
   private appliedKey?: string;
 
+  /** @param stateDir where policies.json (lib/policy/report.ts) is written once the flows are */
+  constructor(private readonly stateDir?: string) {}
+
   /** The wanted flows, or undefined while the informers have not listed (leave the bridge's as they are). */
   want(w: PolicyWatch | undefined, namespaces: readonly V1Namespace[], network: string, ports: readonly PodPort[]): PolicyWant | undefined {
     if (!w?.synced) return undefined;
@@ -122,7 +128,12 @@ export class PolicyCompiler {
     const key = JSON.stringify([policies, pods, ns, local]);
     if (this.last?.key !== key) this.last = { key, out: compilePolicies({ policies, pods, namespaces: ns, local }) };
     const out = this.last.out;
-    return { flows: out.flows, compiled: out, changed: this.appliedKey !== key, applied: () => void (this.appliedKey = key) };
+    const applied = () => {
+      if (this.appliedKey === key) return;
+      this.appliedKey = key;
+      if (this.stateDir) writeAtomic(join(this.stateDir, POLICIES_FILE), JSON.stringify(policyReport(out), null, 1) + "\n");
+    };
+    return { flows: out.flows, compiled: out, changed: this.appliedKey !== key, applied };
   }
 
   /** The last compiled flows (ovsplanectl and metrics), if any. */

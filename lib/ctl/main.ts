@@ -7,6 +7,7 @@ import { installCommand } from "./commands/install.ts";
 import { leasesCommand } from "./commands/leases.ts";
 import { logCommand } from "./commands/log.ts";
 import { podsCommand } from "./commands/pods.ts";
+import { policiesCommand } from "./commands/policies.ts";
 import { statusCommand } from "./commands/status.ts";
 import { traceCommand } from "./commands/trace.ts";
 import { versionCommand } from "./commands/version.ts";
@@ -27,6 +28,7 @@ export async function main(argv: string[]): Promise<void> {
     .command(gcCommand)
     .command(statusCommand)
     .command(podsCommand)
+    .command(policiesCommand)
     .command(leasesCommand)
     .command(flowsCommand)
     .command(traceCommand)

@@ -1,5 +1,6 @@
 // What ovsplanectl reads of a node: the ovsplane networks in the CNI conf dir, and OVS state (ports, flows) per bridge.
 import { readdirSync, readFileSync } from "node:fs";
+import { parsePolicyReport, POLICIES_FILE, type PolicyReport } from "../policy/report.ts";
 import { join } from "node:path";
 import type { Argv } from "yargs";
 import { messageOf } from "../cni/errors.ts";
@@ -204,8 +205,18 @@ export function leaseOf(a: Attachment, leases: readonly Lease[]): Lease | undefi
   return leases.find((l) => l.ip.toString() === ip && l.owner?.containerID === a.containerID && (l.owner.ifname ?? a.ifname) === a.ifname);
 }
 
+/** The agent's report of the node's NetworkPolicies (policies.json in its state dir), when the network is in agent mode and it wrote one. */
+export function readPolicyReport(cfg: OvsplaneConfig): PolicyReport | undefined {
+  if (!cfg.agent) return undefined;
+  try {
+    return parsePolicyReport(readFileSync(join(cfg.agent.stateDir, POLICIES_FILE), "utf8"));
+  } catch {
+    return undefined;
+  }
+}
+
 /** Names of the kinds of flow owners, as CookieKind numbers them ("unknown" for a kind we do not know). */
-export const OWNER_KINDS = ["node", "segment", "peer", "pod", "gateway", "route", "global", "unknown"] as const;
+export const OWNER_KINDS = ["node", "segment", "peer", "pod", "gateway", "route", "global", "policy", "unknown"] as const;
 /** One of OWNER_KINDS. */
 export type OwnerKind = (typeof OWNER_KINDS)[number];
 
@@ -228,6 +239,8 @@ export interface FlowOwner {
 export interface OwnerContext {
   ports: readonly PortState[];
   networks: readonly NetworkConf[];
+  /** NetworkPolicy names by their verdict cookie (hex), from the agent's policies.json. */
+  policies?: Readonly<Record<string, string>>;
 }
 
 const ipOf = (n: bigint) => [24n, 16n, 8n, 0n].map((s) => String((n >> s) & 0xffn)).join(".");
@@ -275,6 +288,15 @@ export function flowOwner(cookie: bigint, ctx: OwnerContext): FlowOwner {
       if (!p?.attachment) return { kind: "pod", key: `pod/${c.id.toString(16)}`, name: `pod without a port (id ${c.id.toString(16)})` };
       const a = p.attachment;
       return { kind: "pod", key: `pod/${c.id.toString(16)}`, name: `pod ${podLabel(a)}`, network: a.network, segment: a.segment, port: p.name, attachment: a };
+    }
+    case CookieKind.Policy: {
+      const role = c.id >> 32n;
+      if (role === 2n) {
+        const p = ctx.ports.find((x) => x.ofport === Number(low));
+        return { kind: "policy", key: `policy/pod/${low}`, name: `policy isolation of ${p?.attachment ? `pod ${podLabel(p.attachment)}` : `port ${low}`}`, ...(p ? { port: p.name } : {}) };
+      }
+      if (role === 1n) return { kind: "policy", key: `policy/${hex}`, name: `policy ${ctx.policies?.[hex] ?? `#${low.toString(16)}`} (verdicts)` };
+      return { kind: "policy", key: "policy/shared", name: "policy rules' shared conjunctive clauses" };
     }
     default:
       return { kind: "unknown", key: `cookie/${hex}`, name: `unknown kind ${c.kind} (cookie ${hex})` };

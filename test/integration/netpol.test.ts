@@ -6,7 +6,8 @@ import { AgentBed, agentHttp, conflistOf, pluginConfig, waitFor, type AgentRun }
 import { createPod, runPlugin, sleep, type SimPod } from "../harness/testbed.ts";
 import { readFlows } from "../../lib/node/flows.ts";
 import { cookie, CookieKind, KIND_MASK } from "../../lib/dataplane/pipeline.ts";
-import { CNI_PATH, OVSPLANE } from "./common.ts";
+import { BIN_DIR, CNI_PATH, OVSPLANE } from "./common.ts";
+import { join } from "node:path";
 
 const t = suite("networkpolicy truth table");
 const bed = new AgentBed();
@@ -232,6 +233,27 @@ t("policy flows grow with the sum of the sets (counted on both nodes under the c
   const counts = await Promise.all([bed.A, bed.B].map(async (n) => (await readFlows(n.ofSocket("br-int"), [{ cookie: cookie(CookieKind.Policy, 0n), mask: KIND_MASK }])).length));
   console.log(`policy flows under the combined set: node a ${counts[0]}, node b ${counts[1]}`);
   assert.ok(counts.every((c) => c > 0 && c < 100), String(counts));
+});
+
+t("ovsplanectl: policies lists who selects each pod and counts; trace names the rule that allowed a packet and the isolation that dropped one", async () => {
+  const set = CASES.find(([n]) => n.startsWith("np-a from namespace"))![1]();
+  await setPolicies(set);
+  await expectMatrix(set, "from-b");
+  const a = agentOf(PODS[0]!);
+  const ctl = async (...args: string[]) => a.node.exec([join(BIN_DIR, "ovsplanectl"), ...args, "--conf-dir", a.confDir], { allowFail: true });
+  const pol = await ctl("policies", "--json");
+  assert.is(pol.code, 0, pol.stderr);
+  const net = JSON.parse(pol.stdout).networks[0];
+  const a1 = net.pods.find((p: any) => p.pod === "np-a/a1");
+  assert.equal(a1?.policies, ["np-a/from-b"], pol.stdout);
+  assert.equal(a1.isolated, { ingress: true, egress: false });
+  assert.ok(a1.denied.ingress > 0, "the matrix's probes from np-c were dropped by a1's isolation");
+  const p = net.policies.find((x: any) => x.policy === "np-a/from-b");
+  assert.ok(p?.allowed > 0, "b1's probes were allowed by the rule");
+  const allowed = await ctl("trace", "--from", "np-b/b1", "--to", `${ip("a1")}:80`);
+  assert.match(allowed.stdout, /allowed by np-a\/from-b ingress rule 0/, allowed.stdout);
+  const denied = await ctl("trace", "--from", "np-c/c1", "--to", `${ip("a1")}:80`);
+  assert.match(denied.stdout, /dropped by NetworkPolicy: policy isolation of np-a\/a1/, denied.stdout);
 });
 
 t("a reply of an allowed connection passes; a new connection the other way is refused", async () => {

@@ -3,7 +3,7 @@ import type { Argv } from "yargs";
 import type { FlowEntry } from "../../ovs/openflow.ts";
 import { hex, renderActions, renderMatch } from "../../ovs/flow.ts";
 import { Table } from "../../dataplane/pipeline.ts";
-import { bridgeKey, flowOwner, loadNetworks, nodeFlags, OWNER_KINDS, readBridges, selectNetworks, type FlowOwner, type OwnerContext } from "../node-state.ts";
+import { bridgeKey, flowOwner, loadNetworks, nodeFlags, OWNER_KINDS, readBridges, readPolicyReport, selectNetworks, type FlowOwner, type OwnerContext } from "../node-state.ts";
 import { guardAsync, json, outTo, paint, table, type Out } from "../output.ts";
 
 /** One flow for people and scripts. */
@@ -105,7 +105,7 @@ export async function collectFlows(f: GroupFilter & { confDir: string }): Promis
   for (const n of networks) {
     const b = bridges.get(bridgeKey(n.cfg))!;
     if (out.some((x) => x.bridge === b.bridge && x.ovsdbSocket === n.cfg.ovsdbSocket)) continue;
-    const r: BridgeFlows = { bridge: b.bridge, ovsdbSocket: n.cfg.ovsdbSocket, groups: groupFlows(b.flows, { ports: b.ports, networks }, f) };
+    const r: BridgeFlows = { bridge: b.bridge, ovsdbSocket: n.cfg.ovsdbSocket, groups: groupFlows(b.flows, { ports: b.ports, networks, policies: readPolicyReport(n.cfg)?.cookies ?? {} }, f) };
     if (!b.vswitchd.ok) r.error = `ovs-vswitchd does not answer: ${b.vswitchd.error}`;
     out.push(r);
   }

@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Argv } from "yargs";
 import { run } from "../../host/exec.ts";
-import { loadNetworks, readBridge, DEFAULT_CONF_DIR, type NetworkConf, type PortState } from "../node-state.ts";
+import { loadNetworks, readBridge, readPolicyReport, DEFAULT_CONF_DIR, type NetworkConf, type PortState } from "../node-state.ts";
 import { json, outTo, paint, table, type Out } from "../output.ts";
 import { last } from "../common.ts";
 import { attachmentId, gatewayMac, GATEWAY_PORT, networkId } from "../../dataplane/names.ts";
@@ -12,6 +12,7 @@ import { parseTrace } from "../trace/parse.ts";
 import { explainTrace, type Explanation } from "../trace/explain.ts";
 import type { PodRef, TraceContext } from "../trace/names.ts";
 import { firstHost, flowSpec, parseTarget, PROTOS, type Proto } from "../trace/flowspec.ts";
+import { describeRule } from "../../policy/report.ts";
 
 /**
  * The ovs-appctl target of a node's ovs-vswitchd: `<dir of ovsdbSocket>/vswitchd.ctl` when it exists
@@ -104,6 +105,11 @@ export async function traceReport(f: TraceFlags): Promise<TraceReport> {
     pods,
     networks: loadNetworks(f.confDir).networks.map((n) => ({ name: n.cfg.name, netId: networkId(n.cfg.name), peers: n.cfg.peers })),
   };
+  const policies = readPolicyReport(cfg);
+  if (policies) {
+    ctx.policies = policies.cookies;
+    ctx.rules = Object.fromEntries(policies.rules.filter((r) => r.conjId).map((r) => [r.conjId, describeRule(r)]));
+  }
   if (gatewayPort !== undefined) ctx.gatewayPort = gatewayPort;
   if (tunnelPort !== undefined) ctx.tunnelPort = tunnelPort;
   const gwMac = gatewayMac(cfg.bridge);

@@ -1,5 +1,5 @@
 // Pure explanation of a parsed ofproto/trace: each step in the pipeline's words, and the packet's verdict.
-import { CookieKind, parseCookie, Priority, Table } from "../../dataplane/pipeline.ts";
+import { CookieKind, parseCookie, PolicyPriority, Priority, Table } from "../../dataplane/pipeline.ts";
 import type { ParsedTrace, TraceStep } from "./parse.ts";
 import { cookieOwner, podOnPort, portName, tableName, TABLES, type TraceContext } from "./names.ts";
 
@@ -149,9 +149,32 @@ function describe(step: TraceStep, s: State, ctx: TraceContext, flow: Record<str
       if (kind === CookieKind.Global) return `${owner} reaches and is reached by every segment (source ${a}, destination ${b})${dst}`;
       return `from the node (segment 0): may reach every segment (destination in segment ${b})${dst}`;
     }
+    case Table.EgressTrack:
+    case Table.EgressRule:
+    case Table.TunnelOut:
+    case Table.IngressRule:
+      return describePolicy(step, ctx, kind, owner, miss);
     default:
       return step.actions.join(", ") || "drop";
   }
+}
+
+/** A step of the NetworkPolicy tables in words: which policy rule allowed it, or whose isolation dropped it. */
+function describePolicy(step: TraceStep, ctx: TraceContext, kind: number | undefined, owner: string | undefined, miss: boolean): string {
+  const commits = step.actions.some((a) => a.startsWith("ct(commit"));
+  const conj = /conj_id=(\d+)/.exec(step.match ?? "")?.[1];
+  const ingress = step.table === Table.IngressRule;
+  if (step.table === Table.EgressTrack) {
+    return miss ? "no NetworkPolicy selects the sender: on to L3 forwarding" : `the sender is selected by a NetworkPolicy: conntrack lookup, on to ${tableName(Table.EgressRule)}`;
+  }
+  if (step.table === Table.TunnelOut) return commits ? "a connection a policy check passed: committed, out the tunnel" : "out the tunnel";
+  if (conj !== undefined) return `allowed by ${ctx.rules?.[Number(conj)] ?? `${owner ?? "a NetworkPolicy"} (conj_id ${conj})`}${commits ? "; committed" : ""}`;
+  if (kind === CookieKind.Policy && step.priority === PolicyPriority.AllowAll) return `allowed by ${owner} (a rule that allows everything ${ingress ? "to" : "from"} the pod)`;
+  if (kind === CookieKind.Policy && step.priority === PolicyPriority.Default) return `dropped by NetworkPolicy: ${owner}: ${ingress ? "ingress" : "egress"}-isolated, and no rule of the policies selecting it allows this`;
+  if (kind === CookieKind.Policy && commits) return "the destination is selected by a NetworkPolicy but not isolated for ingress: committed";
+  if (step.priority === PolicyPriority.Pass) return /reg0=0\b/.test(step.match ?? "") ? "from the node: allowed by every policy" : "established or related connection: allowed";
+  if (commits) return "a new connection a policy check passed: committed";
+  return ingress ? "no NetworkPolicy isolates the destination: on to the segment check" : "not isolated for egress: allowed, marked for commit";
 }
 
 /** Explains a parsed trace with the node's names; the verdict is the last pass's outcome. */

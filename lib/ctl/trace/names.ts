@@ -20,6 +20,10 @@ export const TABLES: Readonly<Record<number, TableInfo>> = {
   [Table.PodConntrack]: { name: "pod conntrack", purpose: "a pod's packet for a local pod is looked up in the conntrack zone" },
   [Table.PodReply]: { name: "pod reply", purpose: "a reply of a connection the node started goes back to the node" },
   [Table.SegmentCheck]: { name: "segment check", purpose: "only same-segment, global-segment or node traffic reaches a pod" },
+  [Table.EgressTrack]: { name: "egress track", purpose: "a pod a NetworkPolicy selects: its packets are looked up in the conntrack zone" },
+  [Table.EgressRule]: { name: "egress rule", purpose: "NetworkPolicy egress: established passes; a new connection of an isolated pod only by a rule" },
+  [Table.TunnelOut]: { name: "tunnel out", purpose: "a connection a policy check passed is committed before it leaves for a peer" },
+  [Table.IngressRule]: { name: "ingress rule", purpose: "NetworkPolicy ingress: established and node traffic pass; a new connection to an isolated pod only by a rule" },
 } as const;
 
 /** The name of a table ("table N" for one the pipeline does not have). */
@@ -55,6 +59,10 @@ export interface TraceContext {
   tunnelPort?: number;
   /** The sender: a local pod, or the node. */
   from?: PodRef | "node";
+  /** NetworkPolicy names by verdict cookie (hex), from the agent's policies.json. */
+  policies?: Readonly<Record<string, string>>;
+  /** Policy rules by conj_id, in words ("np-a/web ingress rule 0"). */
+  rules?: Readonly<Record<number, string>>;
 }
 
 const ip4 = (v: bigint) => formatValue("ipv4", v & 0xffffffffn);
@@ -85,6 +93,13 @@ export function cookieOwner(c: bigint | undefined, ctx: TraceContext): string | 
     }
     case CookieKind.Global:
       return `global segment ${p.id & 0xffffffffn} (${net(p.id)})`;
+    case CookieKind.Policy: {
+      const role = p.id >> 32n;
+      const low = p.id & 0xffffffffn;
+      if (role === 2n) return `policy isolation of ${ctx.pods.find((x) => x.ofport === Number(low))?.label ?? `port ${low}`}`;
+      if (role === 1n) return `NetworkPolicy ${ctx.policies?.[`0x${c.toString(16)}`] ?? `#${low.toString(16)}`}`;
+      return "NetworkPolicy clauses";
+    }
     default:
       return `ovsplane kind ${p.kind}`;
   }
