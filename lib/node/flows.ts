@@ -1,4 +1,5 @@
 // The node's flows: one OpenFlow connection per use (or one held by a long-lived process), reads by cookie, atomic bundles.
+import { existsSync } from "node:fs";
 import { createConnection } from "node:net";
 import { parseEndpoint } from "../ovs/endpoint.ts";
 import { renderBundle, type Flow, type FlowOp } from "../ovs/flow.ts";
@@ -7,6 +8,7 @@ import { run, trace } from "../host/exec.ts";
 import { CniError, Code } from "../cni/errors.ts";
 import { settings } from "../settings.ts";
 import type { CookieFilter } from "../dataplane/model.ts";
+import { SWITCH_WAIT_MS } from "./lock.ts";
 
 /** How long a command waits for ovs-vswitchd's OpenFlow socket. */
 export const OF_TIMEOUT_MS = 5000;
@@ -91,16 +93,20 @@ export function readFlows(ofSocket: string, filters: readonly CookieFilter[]): P
 /**
  * Connects to the bridge's OpenFlow endpoint, waiting (up to timeoutMs) while it is not there yet: a
  * bridge just created in OVSDB gets its management socket only once ovs-vswitchd has opened it, and a
- * burst of ADDs on a fresh node must wait for that, not fail.
+ * burst of ADDs on a fresh node must wait for that, not fail. While the socket is there but refuses (a
+ * busy ovs-vswitchd: its backlog overflows while a burst of port changes keeps its main loop
+ * reconfiguring), it waits up to SWITCH_WAIT_MS: a DEL that gave up would leave the pod's flows behind.
  */
 async function connectWaiting(ofSocket: string, timeoutMs: number): Promise<OpenFlowConnection> {
-  const deadline = Date.now() + timeoutMs;
+  const start = Date.now();
+  const ep = parseEndpoint("ofSocket", ofSocket);
   for (;;) {
+    const deadline = start + ("path" in ep && existsSync(ep.path) ? Math.max(timeoutMs, SWITCH_WAIT_MS) : timeoutMs);
     try {
       return await OpenFlowConnection.connect(ofSocket, { timeoutMs: Math.max(100, deadline - Date.now()) });
     } catch (e) {
       if (Date.now() >= deadline || !(e instanceof CniError && e.code === Code.TryAgainLater)) throw e;
-      await new Promise((r) => setTimeout(r, 10));
+      await new Promise((r) => setTimeout(r, 10 + Math.random() * 20));
     }
   }
 }

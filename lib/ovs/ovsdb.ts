@@ -58,29 +58,40 @@ interface Pending {
   timer: NodeJS.Timeout;
 }
 
-
 /**
- * Connects to OVSDB at `unix:/path` or `tcp:HOST:PORT` (`tcp:[v6]:PORT`). A missing socket, a
- * refused connection or no connection within `timeoutMs` (default 2000) throws code 11
- * (tryAgainLater); a malformed endpoint throws code 7.
+ * Connects to OVSDB at `unix:/path` or `tcp:HOST:PORT` (`tcp:[v6]:PORT`). A refused connection is
+ * tried again until `timeoutMs` (default 2000): ovsdb-server's listen backlog overflows under a burst
+ * of CNI calls. A missing socket, or no connection by then, throws code 11 (tryAgainLater); a
+ * malformed endpoint throws code 7.
  */
-export function connect(endpoint: string, opts: { timeoutMs?: number } = {}): Promise<OvsdbClient> {
-  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  let target: Endpoint;
-  try {
-    target = parseEndpoint("OVSDB endpoint", endpoint);
-  } catch (e) {
-    return Promise.reject(e);
+export async function connect(endpoint: string, opts: { timeoutMs?: number } = {}): Promise<OvsdbClient> {
+  const target = parseEndpoint("OVSDB endpoint", endpoint);
+  const deadline = Date.now() + (opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+  for (;;) {
+    try {
+      return await connectOnce(target, endpoint, Math.max(50, deadline - Date.now()));
+    } catch (e) {
+      // Refused while the server is there: its listen backlog is full (a burst of CNI calls). Try again.
+      if (!(e instanceof Refused) || Date.now() >= deadline) throw tryAgainLater(`OVSDB at ${endpoint}`, messageOf(e));
+      await new Promise((r) => setTimeout(r, 5 + Math.random() * 20));
+    }
   }
+}
+
+/** A connection refused (ECONNREFUSED, EAGAIN): the server is busy or restarting. */
+class Refused extends Error {}
+
+function connectOnce(target: Endpoint, endpoint: string, timeoutMs: number): Promise<OvsdbClient> {
   return new Promise((resolve, reject) => {
     const sock = createConnection(target);
-    const onError = (e: Error) => fail(messageOf(e));
-    const fail = (why: string) => {
+    const onError = (e: Error) => fail(e);
+    const fail = (e: Error) => {
       clearTimeout(timer);
       sock.destroy();
-      reject(tryAgainLater(`OVSDB at ${endpoint}`, why));
+      const code = (e as NodeJS.ErrnoException).code;
+      reject(code === "ECONNREFUSED" || code === "EAGAIN" ? new Refused(messageOf(e)) : e);
     };
-    const timer = setTimeout(() => fail(`no connection within ${timeoutMs} ms`), timeoutMs);
+    const timer = setTimeout(() => fail(new Error(`no connection within ${timeoutMs} ms`)), timeoutMs);
     sock.once("error", onError);
     sock.once("connect", () => {
       clearTimeout(timer);

@@ -17,7 +17,7 @@ import { hostSpec, nodeSpec, podAddressing, podRoutes, staticModel } from "./pla
 import { applyHostState, hostKey, isApplied } from "../node/host.ts";
 import { calls } from "./calllog.ts";
 import { underlay } from "../host/underlay.ts";
-import { OVS_TIMEOUT_MS, withLock } from "../node/lock.ts";
+import { OVS_TIMEOUT_MS, SWITCH_WAIT_MS, withLock } from "../node/lock.ts";
 import { agentSegmentOf } from "./segments.ts";
 import { podFlows, segmentFlows } from "../dataplane/builders.ts";
 
@@ -44,7 +44,7 @@ export async function add(req: CniRequest): Promise<Result> {
   try {
     const found = await preflight(client, hostName, cfg.bridge);
     if (found.port) throw alreadyExists(`OVS port ${hostName} of container ${req.containerID}/${req.ifname}`);
-    if (found.bridge && !(await waitForSwitch(cfg.ofSocket, OVS_TIMEOUT_MS))) {
+    if (found.bridge && !(await waitForSwitch(cfg.ofSocket, SWITCH_WAIT_MS))) {
       throw tryAgainLater("ovs-vswitchd", `bridge ${cfg.bridge} does not answer on ${cfg.ofSocket}`);
     }
     at("IPAM");
@@ -80,7 +80,7 @@ export async function add(req: CniRequest): Promise<Result> {
       ...(req.args.OVSPLANE_SEGMENT !== undefined ? { segmentPinned: true } : {}),
     });
     undo.push({ what: "OVS port", fn: () => removePortByName(client, hostName) });
-    const ofports = await ensureNode(client, node, { name: hostName, externalIds: tags }, OVS_TIMEOUT_MS);
+    const ofports = await ensureNode(client, node, { name: hostName, externalIds: tags }, SWITCH_WAIT_MS);
     at(cfg.agent ? "programming flows" : "programming flows and the node's host state");
     undo.push({ what: "flows", fn: () => applyFlows(cfg.ofSocket, [{ op: "delete", cookie: podCookie(podId), mask: EXACT_MASK }]) });
     const model = staticModel(cfg, node, ofports, addr.gatewayIP);
