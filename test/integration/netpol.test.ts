@@ -8,6 +8,8 @@ import { readFlows } from "../../lib/node/flows.ts";
 import { cookie, CookieKind, KIND_MASK } from "../../lib/dataplane/pipeline.ts";
 import { BIN_DIR, CNI_PATH, OVSPLANE } from "./common.ts";
 import { join } from "node:path";
+import { killPid } from "../harness/netns.ts";
+import { renderFlow } from "../../lib/ovs/flow.ts";
 
 const t = suite("networkpolicy truth table");
 const bed = new AgentBed();
@@ -265,6 +267,30 @@ t("a reply of an allowed connection passes; a new connection the other way is re
   const probe = async (s: P, d: P) => JSON.parse((await s.pod!.exec(["python3", "-c", CLIENT, JSON.stringify([[d.ip, "TCP", 80]])])).stdout)[0] as boolean;
   assert.ok(await probe(b1, c1), "b1 -> c1: egress allowed, the echo (a reply into ingress-isolated b1) comes back");
   assert.not.ok(await probe(c1, b1), "c1 -> b1: ingress of b1 allows only np-a");
+});
+
+/** Node A's policy flows as text, sorted. */
+const policyFlowsA = async () => (await readFlows(bed.A.ofSocket("br-int"), [{ cookie: cookie(CookieKind.Policy, 0n), mask: KIND_MASK }])).map(renderFlow).sort();
+
+t("enforcement holds across an agent restart (no policy flow touched) and an ovs-vswitchd restart (replayed with the rest)", async () => {
+  const set = CASES.find(([n]) => n.startsWith("np-a from namespace"))![1]();
+  await setPolicies(set);
+  await expectMatrix(set, "before the restarts");
+  const before = await policyFlowsA();
+  assert.ok(before.length > 0);
+  const old = bed.agents.findIndex((a) => a.node === bed.A);
+  await killPid(bed.agents[old]!.child.pid!);
+  bed.agents.splice(old, 1);
+  const a = bed.startAgent(bed.A, ["--gc-grace", "3600"]);
+  await waitFor("A's new agent ready", async () => (await agentHttp(a.node, "/readyz")).code === 200, 20_000);
+  await sleep(1000); // its first reconciles
+  assert.equal(await policyFlowsA(), before, "the new agent changed no policy flow");
+  await expectMatrix(set, "after the agent restart", 3000);
+  await bed.A.stopVswitchd();
+  await bed.A.startVswitchd();
+  await waitFor("A's policy flows replayed", async () => (await policyFlowsA()).length === before.length, 15_000);
+  assert.equal(await policyFlowsA(), before);
+  await expectMatrix(set, "after the ovs-vswitchd restart");
 });
 
 t("a label change flips reachability (polled, well within the deadline)", async () => {
