@@ -9,6 +9,7 @@ import { cookie, CookieKind, KIND_MASK } from "../../lib/dataplane/pipeline.ts";
 import { BIN_DIR, CNI_PATH, OVSPLANE } from "./common.ts";
 import { join } from "node:path";
 import { killPid } from "../harness/netns.ts";
+import { applyKubeProxy } from "../harness/kubeproxy.ts";
 import { renderFlow } from "../../lib/ovs/flow.ts";
 
 const t = suite("networkpolicy truth table");
@@ -267,6 +268,18 @@ t("a reply of an allowed connection passes; a new connection the other way is re
   const probe = async (s: P, d: P) => JSON.parse((await s.pod!.exec(["python3", "-c", CLIENT, JSON.stringify([[d.ip, "TCP", 80]])])).stdout)[0] as boolean;
   assert.ok(await probe(b1, c1), "b1 -> c1: egress allowed, the echo (a reply into ingress-isolated b1) comes back");
   assert.not.ok(await probe(c1, b1), "c1 -> b1: ingress of b1 allows only np-a");
+});
+
+t("a Service does not bypass a policy: through a ClusterIP (kube-proxy's DNAT in the node) a1 is reached from np-b only, on its node and from the other", async () => {
+  const set = CASES.find(([n]) => n.startsWith("np-a from namespace"))![1]();
+  await setPolicies(set);
+  await expectMatrix(set, "from-b");
+  const VIP = "10.96.0.10";
+  const services = [{ name: "a1", namespace: "np-a", clusterIP: VIP, port: 80, protocol: "tcp" as const, endpoints: [{ ip: ip("a1"), port: 80 }] }];
+  await Promise.all([bed.A, bed.B].map((n) => applyKubeProxy(n, { clusterCIDR: "10.244.0.0/16", services })));
+  const viaService = async (n: string) => JSON.parse((await PODS.find((p) => p.name === n)!.pod!.exec(["python3", "-c", CLIENT, JSON.stringify([[VIP, "TCP", 80]])])).stdout)[0] as boolean;
+  const got = Object.fromEntries(await Promise.all(["b1", "b2", "c1", "a2"].map(async (n) => [n, await viaService(n)] as const)));
+  assert.equal(got, { b1: true, b2: true, c1: false, a2: false }, "np-b's pods through the Service; np-c's and np-a's refused");
 });
 
 /** Node A's policy flows as text, sorted. */
