@@ -147,6 +147,35 @@ export function parseIp(s: string): IpAddress {
   return new IpAddress(6, v);
 }
 
+/** An IPv4 CIDR as plain numbers: its first and last address and its prefix. */
+export interface V4Range {
+  first: number;
+  last: number;
+  prefix: number;
+}
+
+const V4_CIDR_RE = new RegExp(`^${V4_OCTET}\\.${V4_OCTET}\\.${V4_OCTET}\\.${V4_OCTET}/([0-9]|[12][0-9]|3[0-2])$`);
+
+/**
+ * A dotted-quad IPv4 CIDR ("10.1.2.0/24") as numbers, or undefined for anything else (then parseCidr
+ * says what is wrong). No BigInt: a conflist of 1,000 peers is read in well under a millisecond by a
+ * process that has no time to warm its JIT up.
+ */
+export function parseV4Range(s: string): V4Range | undefined {
+  const m = V4_CIDR_RE.exec(s);
+  if (!m) return undefined;
+  const ip = ((+m[1]! << 24) >>> 0) + (+m[2]! << 16) + (+m[3]! << 8) + +m[4]!;
+  const prefix = +m[5]!;
+  const size = 2 ** (32 - prefix);
+  const first = ip - (ip % size);
+  return { first, last: first + size - 1, prefix };
+}
+
+/** A number 0..2^32-1 as a dotted quad. */
+export function v4Text(n: number): string {
+  return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+}
+
 /** parseIp that answers undefined instead of throwing. */
 export function tryParseIp(s: string): IpAddress | undefined {
   try {

@@ -1,6 +1,6 @@
 // The node's host state of a network (gateway address, routes to peers, masquerade, raw guard): applied when it changed.
 import { run, trace } from "../host/exec.ts";
-import { procRoutes } from "../host/routes.ts";
+import { procHoldsRoutes, procRoutes } from "../host/routes.ts";
 import { links } from "../host/links.ts";
 import type { OvsdbClient } from "../ovs/ovsdb.ts";
 import {
@@ -22,8 +22,7 @@ export function hostKey(network: string): string {
  */
 export function isApplied(spec: HostSpec, ids: Readonly<Record<string, string>>): boolean {
   if (ids[hostKey(spec.network)] !== hostFingerprint(spec)) return false;
-  const have = new Set(procRoutes().filter((r) => r.dev === GATEWAY_PORT && r.metric === routeMetric(spec.netId)).map((r) => r.dst));
-  return markerRoutes(spec).every((d) => have.has(d));
+  return procHoldsRoutes(GATEWAY_PORT, routeMetric(spec.netId), markerRoutes(spec));
 }
 
 /**

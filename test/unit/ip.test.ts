@@ -3,7 +3,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import {
   canonicalIp, cidrContains, cidrLast, cidrsOverlap, cidrSize, cidrToString, compareIps, firstUsable, ipFamily,
-  IpAddress, IpParseError, isIp, lastUsable, nextIp, parseCidr, parseIp, prevIp, tryParseIp,
+  IpAddress, IpParseError, isIp, lastUsable, nextIp, parseCidr, parseIp, parseV4Range, prevIp, tryParseIp, v4Text,
 } from "../../lib/net/ip.ts";
 
 test("IPv4 and IPv6 parse to family and value", () => {
@@ -100,6 +100,18 @@ test("next, prev and compare", () => {
   assert.is(compareIps("fd00::1", "FD00:0::1"), 0);
   assert.ok(new IpAddress(4, 1n).equals(parseIp("0.0.0.1")));
   assert.is(JSON.stringify({ a: parseIp("fd00::1") }), '{"a":"fd00::1"}');
+});
+
+test("parseV4Range: an IPv4 CIDR as numbers, the network of the address; anything else is undefined", () => {
+  assert.equal(parseV4Range("10.1.2.7/24"), { first: 0x0a010200, last: 0x0a0102ff, prefix: 24 });
+  assert.equal(parseV4Range("255.255.255.255/32"), { first: 0xffffffff, last: 0xffffffff, prefix: 32 });
+  assert.equal(parseV4Range("10.0.0.0/0"), { first: 0, last: 0xffffffff, prefix: 0 });
+  for (const bad of ["10.1.2.0/33", "10.1.2.0", "010.1.2.0/24", "fd00::/64", "10.1.2.256/24", " 10.1.2.0/24"]) assert.is(parseV4Range(bad), undefined, bad);
+  for (const s of ["10.244.3.0/24", "172.16.0.0/12", "0.0.0.0/0"]) {
+    const r = parseV4Range(s)!;
+    assert.is(`${v4Text(r.first)}/${r.prefix}`, cidrToString(parseCidr(s), { masked: true }));
+    assert.is(BigInt(r.last), cidrLast(s).value);
+  }
 });
 
 test.run();
