@@ -13,7 +13,8 @@ import { clearFlowRestoreWait, releaseFlowRestoreWait } from "./restorewait.ts";
 import { logFileOf } from "../plugin/calllog.ts";
 import { agentConflist, networkConfig, nodeFacts, peersOf, segmentMap, type NodeFacts } from "./model.ts";
 import { nodeFlowsPresent, reconcileOvs } from "./ovs.ts";
-import { PolicyCompiler, PolicyWatch } from "./policy.ts";
+import { PolicyCompiler, policyMetrics, PolicyWatch } from "./policy.ts";
+import { ServiceCompiler, ServiceWatch } from "./services.ts";
 import { describeWatchError, loadKubeConfig, watchCluster, watchNodePods, type ClusterWatch, type RestartingInformer } from "./watch.ts";
 import { PodCollector } from "./collect.ts";
 import { relabelPods } from "./relabel.ts";
@@ -60,6 +61,9 @@ export class Agent {
   private cluster?: ClusterWatch;
   /** NetworkPolicies and all Pods, and the node's policy flows compiled from them (policy.ts). */
   private policyWatch?: PolicyWatch;
+  /** Services and EndpointSlices, and the node's Service flows compiled from them (services.ts). */
+  private serviceWatch?: ServiceWatch;
+  private readonly services = new ServiceCompiler();
   readonly policy: PolicyCompiler;
   private session?: OvsdbSession;
   private server?: Server;
@@ -94,6 +98,7 @@ export class Agent {
     this.base = networkConfig(this.template);
     this.segments = new SegmentsWriter(o.stateDir);
     this.policy = new PolicyCompiler(o.stateDir);
+    policyMetrics(this.metrics.registry, this.policy, () => this.applied?.cfg.ofSocket);
   }
 
   /** Starts the watches, the HTTP endpoint and the periodic check. */
@@ -104,6 +109,10 @@ export class Agent {
     this.server = await serveHttp(this.o.listen, this.metrics, { notReady: () => this.notReady() });
     const kc = loadKubeConfig(this.o.kubeconfig);
     this.policyWatch = new PolicyWatch(kc, () => this.trigger(), (what, err, delay) => {
+      this.metrics.watchRestarts.inc({ resource: what });
+      this.log(`watch of ${what} failed (${describeWatchError(err)}); restarting in ${delay} ms`);
+    });
+    this.serviceWatch = new ServiceWatch(kc, () => this.trigger(), (what, err, delay) => {
       this.metrics.watchRestarts.inc({ resource: what });
       this.log(`watch of ${what} failed (${describeWatchError(err)}); restarting in ${delay} ms`);
     });
@@ -148,6 +157,7 @@ export class Agent {
     if (this.restoreWaitArmed && this.applied) await clearFlowRestoreWait(this.applied.cfg.ovsdbSocket).catch(() => undefined);
     await this.cluster?.stop();
     await this.policyWatch?.stop();
+    await this.serviceWatch?.stop();
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
   }
 
@@ -222,7 +232,8 @@ export class Agent {
     trace("agent: conflist and segments written");
     this.followCallLog(logFileOf({ logFile: cfg.logFile }));
     const policy = (ports: Parameters<PolicyCompiler["want"]>[3]) => this.policy.want(this.policyWatch, cluster.namespaces.list(), cfg.name, ports);
-    const out = await reconcileOvs({ cfg, self, peers, policy }, this.conns);
+    const services = (ports: Parameters<ServiceCompiler["want"]>[1]) => this.services.want(this.serviceWatch, ports);
+    const out = await reconcileOvs({ cfg, self, peers, policy, services }, this.conns);
     this.applied = { cfg, ofports: out.ofports };
     if (out.restored || !this.restoreWaitArmed) {
       // A restarted ovs-vswitchd waiting for these flows forwards now (a Node event's changes need no release).
@@ -244,6 +255,7 @@ export class Agent {
     if (out.nodeChanges) changed.push(`${out.nodeChanges} node-wide flow changes`);
     if (out.podReplays) changed.push(`${out.podReplays} pod flows replayed`);
     if (out.policyChanges) changed.push(`${out.policyChanges} policy flow changes`);
+    if (out.serviceChanges) changed.push(`${out.serviceChanges} Service flow changes`);
     if (out.hostApplied) {
       this.metrics.hostApplies.inc();
       changed.push(`host state applied (${peers.length} peer ranges)`);

@@ -9,7 +9,9 @@ import type { LabelSelector, NamedPort, NamespaceInfo, PodInfo, Policy, PolicyPe
 import type { PodPort } from "./model.ts";
 import { RestartingInformer } from "./watch.ts";
 import { writeAtomic } from "./files.ts";
-import { POLICIES_FILE, policyReport } from "../policy/report.ts";
+import { POLICIES_FILE, policyReport, policyRows } from "../policy/report.ts";
+import { Gauge, type Registry } from "prom-client";
+import { dumpFlowsNative } from "../ovs/openflow-conn.ts";
 import { join } from "node:path";
 
 /** Every policy flow of the node (read back and diffed as one scope). */
@@ -114,6 +116,8 @@ export interface PolicyWant {
 export class PolicyCompiler {
   private last?: { key: string; out: PolicyFlows };
   private appliedKey?: string;
+  /** The network and pod ports of the last compile (for the counters' pod names). */
+  private seen?: { network: string; ports: readonly PodPort[] };
 
   /** @param stateDir where policies.json (lib/policy/report.ts) is written once the flows are */
   constructor(private readonly stateDir?: string) {}
@@ -125,6 +129,7 @@ export class PolicyCompiler {
     const pods = w.pods.list().map(podInfoOf);
     const ns: NamespaceInfo[] = namespaces.map((n) => ({ name: n.metadata?.name ?? "", labels: n.metadata?.labels ?? {} }));
     const local = localPodsOf(network, ports);
+    this.seen = { network, ports };
     const key = JSON.stringify([policies, pods, ns, local]);
     if (this.last?.key !== key) this.last = { key, out: compilePolicies({ policies, pods, namespaces: ns, local }) };
     const out = this.last.out;
@@ -136,13 +141,37 @@ export class PolicyCompiler {
     return { flows: out.flows, compiled: out, changed: this.appliedKey !== key, applied };
   }
 
-  /** The last compiled flows (ovsplanectl and metrics), if any. */
-  get current(): PolicyFlows | undefined {
-    return this.last?.out;
+  /** The last compiled flows with the network and pod ports they were compiled for, if any. */
+  get current(): { compiled: PolicyFlows; network: string; ports: readonly PodPort[] } | undefined {
+    return this.last && this.seen ? { compiled: this.last.out, ...this.seen } : undefined;
   }
 
   /** Forgets what was written (the next reconcile reads the bridge's policy flows back). */
   reset(): void {
     this.appliedKey = undefined;
   }
+}
+
+/**
+ * `ovsplane_policy_packets`, read from the policy flows' counters at each scrape: per policy the packets its
+ * rules allowed (new connections), per isolated pod and direction the packets its default deny dropped.
+ */
+export function policyMetrics(registry: Registry, compiler: PolicyCompiler, ofSocket: () => string | undefined): Gauge {
+  return new Gauge({
+    name: "ovsplane_policy_packets",
+    help: "Packets of new connections allowed per NetworkPolicy (verdict=allowed, policy) and dropped per isolated pod (verdict=denied, pod, direction), from the flows' counters",
+    labelNames: ["verdict", "policy", "pod", "direction"] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const cur = compiler.current;
+      const sock = ofSocket();
+      if (!cur || !sock) return;
+      const flows = await dumpFlowsNative(sock, { cookie: POLICY_SCOPE[0]!.cookie, mask: POLICY_SCOPE[0]!.mask }, { timeoutMs: 1000 }).catch(() => undefined);
+      if (!flows) return;
+      const r = policyRows(cur.network, policyReport(cur.compiled), cur.ports, flows);
+      for (const p of r.policies) this.set({ verdict: "allowed", policy: p.policy }, p.allowed);
+      for (const p of r.pods) for (const d of ["ingress", "egress"] as const) if (p.isolated[d]) this.set({ verdict: "denied", pod: p.pod, direction: d }, p.denied[d]);
+    },
+  });
 }

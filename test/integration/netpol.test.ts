@@ -238,7 +238,7 @@ t("policy flows grow with the sum of the sets (counted on both nodes under the c
   assert.ok(counts.every((c) => c > 0 && c < 100), String(counts));
 });
 
-t("ovsplanectl: policies lists who selects each pod and counts; trace names the rule that allowed a packet and the isolation that dropped one", async () => {
+t("ovsplanectl policies lists who selects each pod and counts; /metrics counts allowed per policy and denied per pod; trace names the rule that allowed a packet and the isolation that dropped one", async () => {
   const set = CASES.find(([n]) => n.startsWith("np-a from namespace"))![1]();
   await setPolicies(set);
   await expectMatrix(set, "from-b");
@@ -253,6 +253,10 @@ t("ovsplanectl: policies lists who selects each pod and counts; trace names the 
   assert.ok(a1.denied.ingress > 0, "the matrix's probes from np-c were dropped by a1's isolation");
   const p = net.policies.find((x: any) => x.policy === "np-a/from-b");
   assert.ok(p?.allowed > 0, "b1's probes were allowed by the rule");
+  const metrics = (await agentHttp(a.node, "/metrics")).body;
+  const metric = (labels: string) => Number(new RegExp(`^ovsplane_policy_packets\\{${labels}\\} (\\d+)`, "m").exec(metrics)?.[1] ?? -1);
+  assert.ok(metric('verdict="allowed",policy="np-a/from-b"') > 0, metrics);
+  assert.ok(metric('verdict="denied",pod="np-a/a1",direction="ingress"') > 0, metrics);
   const allowed = await ctl("trace", "--from", "np-b/b1", "--to", `${ip("a1")}:80`);
   assert.match(allowed.stdout, /allowed by np-a\/from-b ingress rule 0/, allowed.stdout);
   const denied = await ctl("trace", "--from", "np-c/c1", "--to", `${ip("a1")}:80`);

@@ -1,60 +1,9 @@
 // ovsplanectl policies: which NetworkPolicies select each pod on this node, its isolation, and packets allowed per policy and denied per pod (flow counters).
 import type { Argv } from "yargs";
-import type { FlowEntry } from "../../ovs/openflow.ts";
-import { hex } from "../../ovs/flow.ts";
-import { CookieKind, parseCookie, PolicyPriority, Table } from "../../dataplane/pipeline.ts";
-import type { PolicyReport } from "../../policy/report.ts";
-import { describeRule } from "../../policy/report.ts";
-import { bridgeKey, loadNetworks, nodeFlags, readBridges, readPolicyReport, selectNetworks, type PortState } from "../node-state.ts";
+import { CookieKind, parseCookie } from "../../dataplane/pipeline.ts";
+import { policyRows, type PolicyNetworkReport, type PolicyPodRow } from "../../policy/report.ts";
+import { bridgeKey, loadNetworks, nodeFlags, readBridges, readPolicyReport, selectNetworks } from "../node-state.ts";
 import { guardAsync, json, outTo, table, type Out } from "../output.ts";
-
-/** One pod a policy selects. */
-export interface PolicyPodRow {
-  pod: string;
-  ofport?: number;
-  policies: string[];
-  isolated: { ingress: boolean; egress: boolean };
-  /** Packets of new connections dropped by its isolation (the default-deny flows' counters). */
-  denied: { ingress: number; egress: number };
-}
-
-/** One policy with the packets its rules allowed (new connections; established ones pass before any rule). */
-export interface PolicyRow {
-  policy: string;
-  rules: string[];
-  allowed: number;
-}
-
-/** What `policies --json` prints per network. */
-export interface PolicyNetworkReport {
-  network: string;
-  error?: string;
-  pods: PolicyPodRow[];
-  policies: PolicyRow[];
-}
-
-/** The rows of one network from its agent's report and the bridge's policy flows with their counters (pure). */
-export function policyRows(network: string, report: PolicyReport, ports: readonly PortState[], flows: readonly FlowEntry[]): PolicyNetworkReport {
-  const drop = (table: number, port: number | undefined) =>
-    flows.find((e) => e.flow.table === table && e.flow.priority === PolicyPriority.Default && parseCookie(e.flow.cookie)?.kind === CookieKind.Policy && parseCookie(e.flow.cookie)!.id === ((2n << 32n) | BigInt(port ?? -1)));
-  const pods: PolicyPodRow[] = Object.entries(report.selected).map(([pod, policies]) => {
-    const port = ports.find((p) => p.attachment && p.network === network && `${p.attachment.podNamespace}/${p.attachment.podName}` === pod)?.ofport;
-    const [inDrop, outDrop] = [drop(Table.IngressRule, port), drop(Table.EgressRule, port)];
-    return {
-      pod, ...(port === undefined ? {} : { ofport: port }), policies,
-      isolated: { ingress: !!inDrop, egress: !!outDrop },
-      denied: { ingress: Number(inDrop?.stats.packets ?? 0n), egress: Number(outDrop?.stats.packets ?? 0n) },
-    };
-  });
-  const byCookie = new Map<string, number>();
-  for (const e of flows) byCookie.set(hex(e.flow.cookie), (byCookie.get(hex(e.flow.cookie)) ?? 0) + Number(e.stats.packets));
-  const policies = Object.entries(report.cookies).map(([c, policy]) => ({
-    policy,
-    rules: report.rules.filter((r) => r.policy === policy).map((r) => `${describeRule(r)}${r.conjId ? ` (conj_id ${r.conjId})` : " (allows all)"}`),
-    allowed: byCookie.get(c) ?? 0,
-  }));
-  return { network, pods, policies };
-}
 
 /** Reads each selected network's report and bridge. */
 export async function collectPolicies(f: { confDir: string; network?: string }): Promise<PolicyNetworkReport[]> {
