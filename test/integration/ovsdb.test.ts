@@ -7,11 +7,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { run } from "../../lib/host/exec.ts";
 import { expectCode } from "../unit/helpers.ts";
+import { addNetns, delNetns, nsExec, uniqueNsName, unregisterRun } from "../harness/netns.ts";
 import {
   connect, mapToObject, namedUuid, ovsMap, ovsSet, OvsdbError, setToArray, uuid, uuidOf, waitForCurCfg, type OvsdbClient,
 } from "../../lib/ovs/ovsdb.ts";
 
-const t = suite<{ dir: string; db: string; setupError?: unknown }>("ovsdb", { dir: "", db: "" });
+const t = suite<{ dir: string; db: string; ns?: string; setupError?: unknown }>("ovsdb", { dir: "", db: "" });
 const open: OvsdbClient[] = [];
 
 async function client(db: string): Promise<OvsdbClient> {
@@ -60,13 +61,17 @@ t.before(async (ctx) => {
     });
     ctx.db = `unix:${ctx.dir}/db.sock`;
     const d = ctx.dir;
+    // ovs-vswitchd in a namespace of its own: the netdev datapath's taps (ovs-netdev, the test bridge's) stay
+    // behind when it exits, and go with the namespace.
+    ctx.ns = uniqueNsName("ovsdb");
+    await addNetns(ctx.ns);
     const env = { OVS_RUNDIR: d };
     await run(["ovsdb-tool", "create", `${d}/conf.db`, "/usr/share/openvswitch/vswitch.ovsschema"]);
     // The manager_options remote lets a test open a listener with an inactivity probe.
     await run(["ovsdb-server", `${d}/conf.db`, `--remote=punix:${d}/db.sock`, "--remote=db:Open_vSwitch,Open_vSwitch,manager_options",
       `--unixctl=${d}/ovsdb.ctl`, `--pidfile=${d}/ovsdb.pid`, "--detach", `--log-file=${d}/ovsdb.log`], { env });
     await run(["ovs-vsctl", `--db=${ctx.db}`, "--no-wait", "init"], { env });
-    await run(["ovs-vswitchd", ctx.db, `--unixctl=${d}/vswitchd.ctl`, `--pidfile=${d}/vswitchd.pid`, "--detach",
+    await nsExec(ctx.ns, ["ovs-vswitchd", ctx.db, `--unixctl=${d}/vswitchd.ctl`, `--pidfile=${d}/vswitchd.pid`, "--detach",
       `--log-file=${d}/vswitchd.log`], { env });
   } catch (e) {
     ctx.setupError = e;
@@ -91,6 +96,8 @@ t.after(async (ctx) => {
     signal(pid, "SIGKILL");
   }
   rmSync(ctx.dir, { recursive: true, force: true });
+  if (ctx.ns) await delNetns(ctx.ns);
+  unregisterRun();
 });
 
 t("value helpers build and read OVSDB values", () => {
@@ -228,11 +235,11 @@ t("waitForCurCfg: ovs-vswitchd applies a new netdev bridge", async ({ db }) => {
   await waitForCurCfg(c, res2[1].rows[0].next_cfg, 5000);
 });
 
-t("a missing socket or refused port fails fast with code 11", async ({ dir }) => {
+t("a missing socket fails at once, a refused port after its timeout (a busy server's backlog), both with code 11", async ({ dir }) => {
   const t0 = Date.now();
-  await expectCode(connect(`unix:${dir}/nope.sock`), 11, /OVSDB at unix:.*nope\.sock is not available/);
-  await expectCode(connect("tcp:127.0.0.1:1", { timeoutMs: 500 }), 11, /ECONNREFUSED/);
-  assert.ok(Date.now() - t0 < 500, `took ${Date.now() - t0} ms`);
+  await expectCode(connect(`unix:${dir}/nope.sock`, { timeoutMs: 5000 }), 11, /OVSDB at unix:.*nope\.sock is not available/);
+  assert.ok(Date.now() - t0 < 5000, "a missing socket is not waited for");
+  await expectCode(connect("tcp:127.0.0.1:1", { timeoutMs: 300 }), 11, /ECONNREFUSED/);
   await expectCode(connect("ssl:1.2.3.4:6640"), 7, /unix:PATH or tcp:HOST:PORT/);
 });
 
