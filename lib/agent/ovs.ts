@@ -17,6 +17,8 @@ import { nodeSpec } from "../plugin/plan.ts";
 import type { OvsplaneConfig } from "../plugin/config.ts";
 import { agentHostSpec, agentNodeModel, podFlowSpecs, type NodeFacts, type PodPort } from "./model.ts";
 import { POLICY_SCOPE, type PolicyWant } from "./policy.ts";
+import { SERVICE_SCOPE, type ServiceWant } from "./services.ts";
+import type { ServiceNodePorts } from "../dataplane/services.ts";
 
 /** What one OVS reconcile works from. */
 export interface OvsInput {
@@ -25,6 +27,8 @@ export interface OvsInput {
   peers: readonly PeerFlowSpec[];
   /** The node's NetworkPolicy flows for its pod ports (policy.ts); undefined leaves the bridge's as they are. */
   policy?: (ports: readonly PodPort[]) => PolicyWant | undefined;
+  /** The node's Service flows (services.ts); undefined leaves the bridge's as they are. */
+  services?: (ports: ServiceNodePorts) => ServiceWant | undefined;
 }
 
 /** What one OVS reconcile did. */
@@ -42,6 +46,8 @@ export interface OvsOutcome {
   restored: boolean;
   /** NetworkPolicy flow changes written (adds and deletes). */
   policyChanges: number;
+  /** Service flow changes written (adds and deletes). */
+  serviceChanges: number;
 }
 
 /** The pods' and segments' cookies, read back to replay what is missing. */
@@ -83,11 +89,12 @@ export async function reconcileOvs(input: OvsInput, conns: OvsConnections): Prom
   const ports = await podPorts(c, cfg.name);
   const pods = podFlowSpecs(cfg.name, ports);
   const policy = input.policy?.(ports);
+  const services = input.services?.(model.ports);
   const wantPods = pods.flatMap((p) => [...podFlows(p, model.ports), ...segmentFlows(p.segment)]);
   const spec: HostSpec = agentHostSpec(cfg, self, peers);
   trace(`pod ports read (${pods.length})`);
   return await withLock(c, cfg.bridge, async () => {
-    const { nodeChanges, restored, podOps, policyOps } = await conns.sw.use(cfg.ofSocket, async (sw) => {
+    const { nodeChanges, restored, podOps, policyOps, serviceOps } = await conns.sw.use(cfg.ofSocket, async (sw) => {
       const now = peersByAddress(peers);
       const key = appliedKey(cfg, self, ofports);
       const prev = lastApplied.get(cfg.ofSocket);
@@ -105,11 +112,13 @@ export async function reconcileOvs(input: OvsInput, conns: OvsConnections): Prom
       const podOps = podFlowOps(pod, dedupe(wantPods));
       // Policy flows: read back when they changed or on a full reconcile (a restart's replay), in the same bundle.
       const policyOps = policy && (policy.changed || !incremental) ? diffFlows(await sw.read(POLICY_SCOPE), policy.flows) : [];
-      await sw.apply([...nodeOps, ...podOps, ...policyOps]);
+      const serviceOps = services && (services.changed || !incremental) ? diffFlows(await sw.read(SERVICE_SCOPE), services.flows) : [];
+      await sw.apply([...nodeOps, ...podOps, ...policyOps, ...serviceOps]);
       policy?.applied();
+      services?.applied();
       lastApplied.set(cfg.ofSocket, { key, peers: now });
       const restored = full.restored || wroteDefaults(nodeOps);
-      return { nodeChanges: nodeOps.length + full.changes, restored, podOps, policyOps };
+      return { nodeChanges: nodeOps.length + full.changes, restored, podOps, policyOps, serviceOps };
     });
     let hostApplied = false;
     const ids = await bridgeIds(c, cfg.bridge);
@@ -117,7 +126,7 @@ export async function reconcileOvs(input: OvsInput, conns: OvsConnections): Prom
       await applyHostState(c, cfg.bridge, spec, ids[hostKey(cfg.name)]);
       hostApplied = true;
     }
-    return { ofports, nodeChanges, podReplays: podOps.filter((o) => o.op === "add").length, pods: pods.length, hostApplied, restored, policyChanges: policyOps.length };
+    return { ofports, nodeChanges, podReplays: podOps.filter((o) => o.op === "add").length, pods: pods.length, hostApplied, restored, policyChanges: policyOps.length, serviceChanges: serviceOps.length };
   });
 }
 

@@ -75,7 +75,8 @@ export function nodeFlows(p: NodePorts): Flow[] {
     flow(Table.ArpResponder, Priority.Peer, c, on.ip(), [act.goto(Table.EgressTrack)]),
     flow(Table.ArpResponder, Priority.Miss, c, {}, []),
     flow(Table.FromNode, Priority.Miss, c, {}, [act.goto(Table.Conntrack)]),
-    flow(Table.Conntrack, Priority.Normal, c, on.ip(), [act.ctLookup(CT_ZONE, Table.ConntrackState)]),
+    // With nat: a reply of a Service connection this node DNAT'd (its endpoint elsewhere) is un-DNAT'd.
+    flow(Table.Conntrack, Priority.Normal, c, on.ip(), [act.ctNat(CT_ZONE, Table.ConntrackState)]),
     flow(Table.Conntrack, Priority.Miss, c, {}, [act.goto(Table.L3Forwarding)]),
     // A connection the node starts (its own, or a pod's it DNAT'd for a Service) is committed, marked
     // FromNode; a reply of such a connection goes back to the node, whose conntrack undoes its NAT.
@@ -89,7 +90,7 @@ export function nodeFlows(p: NodePorts): Flow[] {
     // A pod's packet for a local pod: looked up once (from the node or the tunnel it already was).
     flow(Table.PodConntrack, Priority.Responder, c, on.inPort(p.gateway), [act.goto(Table.IngressRule)]),
     flow(Table.PodConntrack, Priority.Responder, c, on.inPort(p.tunnel), [act.goto(Table.IngressRule)]),
-    flow(Table.PodConntrack, Priority.Normal, c, on.ip(), [act.ctLookup(CT_ZONE, Table.PodReply)]),
+    flow(Table.PodConntrack, Priority.Normal, c, on.ip(), [act.ctNat(CT_ZONE, Table.PodReply)]),
     flow(Table.PodConntrack, Priority.Miss, c, {}, [act.goto(Table.SegmentCheck)]),
     flow(Table.PodReply, Priority.Normal, c, fromNodeReply, toNode),
     flow(Table.PodReply, Priority.Miss, c, {}, [act.goto(Table.IngressRule)]),
@@ -99,6 +100,9 @@ export function nodeFlows(p: NodePorts): Flow[] {
     flow(Table.L3Forwarding, Priority.Miss, c, {}, []),
     flow(Table.SegmentCheck, Priority.Normal, c, on.reg(Reg.SrcSegment, 0), [act.outputReg(Reg.DstPort)]),
     flow(Table.SegmentCheck, Priority.Miss, c, {}, []),
+    // Services (services.ts adds them): what no Service flow takes goes on to egress policy, unchanged.
+    flow(Table.ServiceLB, Priority.Miss, c, {}, [act.resubmit(Table.EgressTrack)]),
+    flow(Table.ServiceDNAT, Priority.Miss, c, {}, [act.resubmit(Table.EgressTrack)]),
     ...policyDefaults(p),
   ];
 }

@@ -4,7 +4,14 @@
  * Tables, in the order a packet walks them.
  * - Classifier: who sent it (a pod, the tunnel, the node's gateway port).
  * - SpoofGuard: pods send only with their own MAC and IP.
- * - ArpResponder: ARP is answered locally; no ARP broadcast leaves the node.
+ * - ArpResponder: ARP is answered locally; no ARP broadcast leaves the node. A local pod's packet to a
+ *   ClusterIP the agent implements (lib/dataplane/services.ts) is looked up in the zone with ct(nat), so a
+ *   connection's packets after the first are DNAT'd to its endpoint here.
+ * - ServiceLB, ServiceDNAT (entered from ArpResponder; numbered past EgressRule, they come back to EgressTrack
+ *   by resubmit and ct's recirculation): a new connection to ClusterIP:port is hashed onto one ready endpoint
+ *   (multipath) and committed with its DNAT (ct_mark Service); egress policy and the segment check then see
+ *   the endpoint, never the ClusterIP. A pod that picked itself (hairpin), a Service without ready endpoints
+ *   and a port the agent does not implement go on to the node, where kube-proxy's rules answer.
  * - FromNode: the node's ARP requests reach its pods (and are answered for peers' pod ranges).
  * - Conntrack: IP from the node or the tunnel is looked up in ovsplane's conntrack zone.
  * - ConntrackState: connections entering from the gateway (the node's own, Services DNAT'd by
@@ -30,6 +37,8 @@ export const Table = {
   ArpResponder: 20,
   EgressTrack: 21,
   EgressRule: 22,
+  ServiceLB: 23,
+  ServiceDNAT: 24,
   FromNode: 25,
   Conntrack: 27,
   ConntrackState: 28,
@@ -72,6 +81,7 @@ export const Priority = {
  * - DstSegment: the destination pod's segment.
  * - DstPort: the destination pod's OpenFlow port.
  * - Scratch: a temporary (swapping ARP addresses).
+ * - Endpoint: the endpoint a Service's new connection was hashed onto (0-based, ServiceLB to ServiceDNAT).
  */
 export const Reg = {
   SrcSegment: 0,
@@ -79,6 +89,7 @@ export const Reg = {
   DstPort: 2,
   PolicyFlags: 3,
   Scratch: 4,
+  Endpoint: 5,
 } as const;
 
 /** Bits of Reg.PolicyFlags. Commit: a policy check passed a new connection; commit it before it leaves. */
@@ -87,8 +98,11 @@ export const PolicyFlag = { Commit: 0x1 } as const;
 /** The conntrack zone of ovsplane's connections. */
 export const CT_ZONE = 0x6f76;
 
-/** ct_mark bits. FromNode: the connection entered the bridge from the gateway (the node started it). */
-export const CtMark = { FromNode: 0x1 } as const;
+/**
+ * ct_mark bits. FromNode: the connection entered the bridge from the gateway (the node started it).
+ * Service: a local pod's connection to a ClusterIP, DNAT'd here; its replies are un-DNAT'd by ct(nat) here.
+ */
+export const CtMark = { FromNode: 0x1, Service: 0x2 } as const;
 
 /**
  * The tunnel VNI of the node's own traffic (and traffic the node forwards for non-pods): accepted only
@@ -112,6 +126,7 @@ export const VNI_BITS = 24;
  * - Global: a network's global segment (reaches and is reached by every segment), id = network id << 32 | VNI.
  * - Policy: NetworkPolicy flows (lib/policy/compile.ts): id 0 the conjunctive clauses rules share, 1 << 32 |
  *   hash of namespace/name one policy's verdicts, 2 << 32 | OpenFlow port one selected pod's flows.
+ * - Service: one Service's flows (lib/dataplane/services.ts), id = hash of namespace/name.
  */
 export const CookieKind = {
   Node: 1,
@@ -122,6 +137,7 @@ export const CookieKind = {
   Route: 6,
   Global: 7,
   Policy: 8,
+  Service: 9,
 } as const;
 
 /** One of CookieKind's values. */

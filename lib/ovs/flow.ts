@@ -104,8 +104,22 @@ export type Action =
   | { readonly type: "move"; readonly src: Slice; readonly dst: Slice }
   | { readonly type: "set_field"; readonly field: FieldName; readonly value: bigint }
   | { readonly type: "goto_table"; readonly table: number }
+  /** Run the packet through `table` now and come back (NXAST_RESUBMIT_TABLE, in_port unchanged): also to an earlier table. */
+  | { readonly type: "resubmit"; readonly table: number }
   | ConjunctionAction
-  | ConntrackAction;
+  | ConntrackAction
+  | MultipathAction;
+
+/**
+ * Choose one of `nLinks` links by a hash of the packet (NXAST_MULTIPATH) and write its number (0..nLinks-1)
+ * to `dst`: fields symmetric_l3l4+udp (addresses, IP protocol, TCP/UDP/SCTP ports, the same both ways),
+ * basis 0, algorithm hrw (highest random weight: a link's removal moves only the flows it had).
+ */
+export interface MultipathAction {
+  readonly type: "multipath";
+  readonly nLinks: number;
+  readonly dst: Slice;
+}
 
 /**
  * One clause of a conjunctive match (NXAST_CONJUNCTION): the flow matches dimension `clause` (1-based) of
@@ -129,7 +143,14 @@ export interface ConntrackAction {
   readonly commit: boolean;
   readonly zone: number;
   readonly table?: number;
+  /** NXAST_NAT (the first nested action): `{}` applies the connection's NAT (un-DNAT of replies); `dst` sets it on a commit. */
+  readonly nat?: NatSpec;
   readonly exec?: readonly Action[];
+}
+
+/** What a ct action's nat does: nothing more than the connection's own NAT, or a destination NAT to ip[:port]. */
+export interface NatSpec {
+  readonly dst?: { readonly ip: bigint; readonly port?: number };
 }
 
 /** Connection-tracking states (bits of ct_state). */
@@ -275,10 +296,21 @@ export const act = {
   setIPv4: (field: "arp_spa" | "tun_dst" | "nw_src" | "nw_dst", ip: string): Action => ({ type: "set_field", field, value: ipv4(ip) }),
   setInt: (field: "arp_op" | "tun_id", v: number | bigint): Action => ({ type: "set_field", field, value: BigInt(v) }),
   goto: (table: number): Action => ({ type: "goto_table", table }),
+  resubmit: (table: number): Action => ({ type: "resubmit", table }),
   /** Look the packet up in a conntrack zone and continue, tracked, in `table`. */
   ctLookup: (zone: number, table: number): Action => ({ type: "ct", commit: false, zone, table }),
   /** Commit the connection in a zone, its ct_mark left as it is. */
   ctCommitOnly: (zone: number): Action => ({ type: "ct", commit: true, zone }),
+  /** Look the packet up in a zone, applying the NAT of its connection (replies un-NAT'd), and continue in `table`. */
+  ctNat: (zone: number, table: number): Action => ({ type: "ct", commit: false, zone, table, nat: {} }),
+  /** Commit a new connection with a destination NAT to ip[:port], ct_mark set, and continue in `table`. */
+  ctDnat: (o: { zone: number; table: number; ip: string; port?: number; mark: number }): Action => ({
+    type: "ct", commit: true, zone: o.zone, table: o.table,
+    nat: { dst: o.port === undefined ? { ip: ipv4(o.ip) } : { ip: ipv4(o.ip), port: o.port } },
+    exec: [{ type: "set_field", field: "ct_mark", value: BigInt(o.mark) }],
+  }),
+  /** Hash the packet (symmetric L3/L4) onto one of nLinks, its number into a register. */
+  multipath: (nLinks: number, reg: number): Action => ({ type: "multipath", nLinks, dst: slice(regName(reg)) }),
   /** Clause `clause` of `nClauses` of conjunction `id`. */
   conjunction: (id: number, clause: number, nClauses: number): Action => ({ type: "conjunction", id, clause, nClauses }),
   /** Commit the connection in a zone, setting ct_mark on the new entry. */
@@ -346,14 +378,24 @@ export function renderAction(a: Action): string {
       return `set_field:${formatValue(FIELDS[a.field].kind, a.value)}->${FIELDS[a.field].setName}`;
     case "goto_table":
       return `goto_table:${a.table}`;
+    case "resubmit":
+      return `resubmit(,${a.table})`;
     case "conjunction":
       return `conjunction(${a.id},${a.clause}/${a.nClauses})`;
+    case "multipath":
+      return `multipath(symmetric_l3l4+udp,0,hrw,${a.nLinks},0,${renderSlice(a.dst)})`;
     case "ct": {
       const parts = [...(a.commit ? ["commit"] : []), `zone=${a.zone}`, ...(a.table === undefined ? [] : [`table=${a.table}`])];
+      if (a.nat) parts.push(renderNat(a.nat));
       if (a.exec?.length) parts.push(`exec(${a.exec.map(renderAction).join(",")})`);
       return `ct(${parts.join(",")})`;
     }
   }
+}
+
+function renderNat(n: NatSpec): string {
+  if (!n.dst) return "nat";
+  return `nat(dst=${formatValue("ipv4", n.dst.ip)}${n.dst.port === undefined ? "" : `:${n.dst.port}`})`;
 }
 
 /** Actions as ovs-ofctl text (`drop` when there are none). */

@@ -1,6 +1,6 @@
 // Decoding OpenFlow 1.4 OXM/NXM matches and instructions (flow-stats replies) back into typed flows (lib/ovs/flow.ts).
-import { FIELDS, FIELD_ORDER, fullMask, IN_PORT, type Action, type FieldName, type Match, type MatchValue, type Slice } from "./flow.ts";
-import { BY_ID, isReg, NX_CT_F_COMMIT, NX_CT_RECIRC_NONE, NX_VENDOR_ID, NXAST, OFPAT, OFPIT, ofsNbits, unbe } from "./oxm.ts";
+import { FIELDS, FIELD_ORDER, fullMask, IN_PORT, type Action, type FieldName, type Match, type MatchValue, type NatSpec, type Slice } from "./flow.ts";
+import { BY_ID, isReg, NX_CT_F_COMMIT, NX_CT_RECIRC_NONE, NX_MP, NX_NAT, NX_VENDOR_ID, NXAST, OFPAT, OFPIT, ofsNbits, unbe } from "./oxm.ts";
 
 
 /** One OXM/NXM TLV at `off`: its field, value, mask (undefined when absent) and total length. */
@@ -75,6 +75,15 @@ function write(field: FieldName, value: bigint, mask: bigint | undefined, what: 
   return { type: "load", dst: s, value: (value & m) >> BigInt(s.ofs) };
 }
 
+/** NXAST_NAT: none (the connection's own NAT) or a destination NAT to one IPv4 and maybe one port. */
+function decodeNat(a: Buffer): NatSpec {
+  const [flags, range] = [a.readUInt16BE(12), a.readUInt16BE(14)];
+  if (flags === 0 && range === 0) return {};
+  if (flags !== NX_NAT.FlagDst || (range & ~NX_NAT.ProtoMin) !== NX_NAT.Ipv4Min) throw new Error(`nat with flags 0x${flags.toString(16)}, range 0x${range.toString(16)} is not in our vocabulary`);
+  const ip = BigInt(a.readUInt32BE(16));
+  return { dst: range & NX_NAT.ProtoMin ? { ip, port: a.readUInt16BE(20) } : { ip } };
+}
+
 /** One action at `off` (its length in the header). */
 function decodeAction(buf: Buffer, off: number): Action {
   const type = buf.readUInt16BE(off);
@@ -109,12 +118,24 @@ function decodeAction(buf: Buffer, off: number): Action {
       return { type: "output_reg", src: readSlice(a, 14, ...on(), "output_reg") };
     case NXAST.Conjunction:
       return { type: "conjunction", id: a.readUInt32BE(12), clause: a[10]! + 1, nClauses: a[11]! };
+    case NXAST.Resubmit:
+      if (a.readUInt16BE(10) !== 0xfff8) throw new Error("resubmit to another port is not in our vocabulary");
+      return { type: "resubmit", table: a[12]! };
+    case NXAST.Multipath: {
+      if (a.readUInt16BE(10) !== NX_MP.FieldsL3L4Udp || a.readUInt16BE(12) !== 0 || a.readUInt16BE(16) !== NX_MP.AlgHrw) {
+        throw new Error("multipath other than symmetric_l3l4+udp, basis 0, hrw is not in our vocabulary");
+      }
+      const ofs = a.readUInt16BE(26);
+      return { type: "multipath", nLinks: a.readUInt16BE(18) + 1, dst: readSlice(a, 28, ofs >> 6, (ofs & 0x3f) + 1, "multipath") };
+    }
     case NXAST.Ct: {
       if (a.readUInt32BE(12) !== 0) throw new Error("ct with a zone from a field is not in our vocabulary");
       const exec: Action[] = [];
+      let nat: NatSpec | undefined;
       for (let n = 24; n + 4 <= a.length; n += a.readUInt16BE(n + 2)) {
         if (a.readUInt16BE(n + 2) < 8) throw new Error(`ct: nested action with bad length ${a.readUInt16BE(n + 2)}`);
-        exec.push(decodeAction(a, n));
+        if (n === 24 && a.readUInt16BE(n) === OFPAT.Experimenter && a.readUInt16BE(n + 8) === NXAST.Nat) nat = decodeNat(a.subarray(n, n + a.readUInt16BE(n + 2)));
+        else exec.push(decodeAction(a, n));
       }
       const table = a[18]!;
       return {
@@ -122,6 +143,7 @@ function decodeAction(buf: Buffer, off: number): Action {
         commit: (a.readUInt16BE(10) & NX_CT_F_COMMIT) !== 0,
         zone: a.readUInt16BE(16),
         ...(table === NX_CT_RECIRC_NONE ? {} : { table }),
+        ...(nat ? { nat } : {}),
         ...(exec.length ? { exec } : {}),
       };
     }

@@ -5,7 +5,11 @@ import { FIELDS, FIELD_ORDER, fullMask, PORT_FIELD, type Action, type FieldName,
 export const NX_VENDOR_ID = 0x00002320;
 
 /** Nicira action subtypes we write or read. */
-export const NXAST = { RegMove: 6, RegLoad: 7, OutputReg: 15, OutputReg2: 32, RegLoad2: 33, Conjunction: 34, Ct: 35 } as const;
+export const NXAST = { RegMove: 6, RegLoad: 7, OutputReg: 15, OutputReg2: 32, RegLoad2: 33, Conjunction: 34, Ct: 35, Nat: 36, Multipath: 10, Resubmit: 14 } as const;
+
+/** NXAST_NAT flags and range_present bits; NXAST_MULTIPATH's fields (symmetric_l3l4+udp) and algorithm (hrw). */
+export const NX_NAT = { FlagDst: 2, Ipv4Min: 0x1, ProtoMin: 0x10 } as const;
+export const NX_MP = { FieldsL3L4Udp: 3, AlgHrw: 2 } as const;
 
 /** NXAST_CT: the commit flag, and the recirculation table meaning "none". */
 export const NX_CT_F_COMMIT = 1;
@@ -175,9 +179,27 @@ function encodeAction(a: Action): Buffer {
       }
       return nxAction(NXAST.Conjunction, Buffer.concat([Buffer.from([a.clause - 1, a.nClauses]), u32(Number(checkUint(BigInt(a.id), 32, what)))]));
     }
+    case "resubmit": {
+      // struct nx_action_resubmit: in_port (OFPP_IN_PORT: unchanged), table, pad.
+      if (!Number.isInteger(a.table) || a.table < 0 || a.table > 254) throw new Error(`${what}: table ${a.table} outside 0..254`);
+      return nxAction(NXAST.Resubmit, Buffer.concat([u16(0xfff8), Buffer.from([a.table])]));
+    }
+    case "multipath": {
+      // struct nx_action_multipath: fields, basis, pad, algorithm, max_link, arg, pad, ofs_nbits, dst.
+      if (!Number.isInteger(a.nLinks) || a.nLinks < 1 || a.nLinks > 0x10000 || (a.dst.nbits < 32 && a.nLinks > 2 ** a.dst.nbits)) {
+        throw new Error(`${what}: ${a.nLinks} links do not fit 1..65536 or ${a.dst.nbits} bits`);
+      }
+      const body = Buffer.concat([u16(NX_MP.FieldsL3L4Udp), u16(0), u16(0), u16(NX_MP.AlgHrw), u16(a.nLinks - 1), u32(0), u16(0), u16(ofsNbits(a.dst, what)), u32(sliceHeader(a.dst.field))]);
+      return nxAction(NXAST.Multipath, body);
+    }
     case "ct": {
-      // struct nx_action_conntrack: flags, zone_src (0: immediate), zone, recirc_table, pad, alg; then nested actions.
-      const nested = Buffer.concat((a.exec ?? []).map(encodeAction));
+      // struct nx_action_conntrack: flags, zone_src (0: immediate), zone, recirc_table, pad, alg; then nested actions,
+      // NXAST_NAT first (pad, flags, range_present, then the range's IPv4 minimum and port minimum).
+      const natBody = !a.nat ? undefined : !a.nat.dst ? Buffer.concat([u16(0), u16(0), u16(0)]) : Buffer.concat([
+        u16(0), u16(NX_NAT.FlagDst), u16(NX_NAT.Ipv4Min | (a.nat.dst.port === undefined ? 0 : NX_NAT.ProtoMin)),
+        u32(Number(checkUint(a.nat.dst.ip, 32, what))), ...(a.nat.dst.port === undefined ? [] : [u16(Number(checkUint(BigInt(a.nat.dst.port), 16, what)))]),
+      ]);
+      const nested = Buffer.concat([...(natBody ? [nxAction(NXAST.Nat, natBody)] : []), ...(a.exec ?? []).map(encodeAction)]);
       const table = a.table ?? NX_CT_RECIRC_NONE;
       if (!Number.isInteger(table) || table < 0 || table > 255) throw new Error(`${what}: table ${table} outside 0..254`);
       const body = Buffer.concat([u16(a.commit ? NX_CT_F_COMMIT : 0), u32(0), u16(Number(checkUint(BigInt(a.zone), 16, what))), Buffer.from([table, 0, 0, 0]), u16(0)]);

@@ -22,6 +22,8 @@ export const TABLES: Readonly<Record<number, TableInfo>> = {
   [Table.SegmentCheck]: { name: "segment check", purpose: "only same-segment, global-segment or node traffic reaches a pod" },
   [Table.EgressTrack]: { name: "egress track", purpose: "a pod a NetworkPolicy selects: its packets are looked up in the conntrack zone" },
   [Table.EgressRule]: { name: "egress rule", purpose: "NetworkPolicy egress: established passes; a new connection of an isolated pod only by a rule" },
+  [Table.ServiceLB]: { name: "service LB", purpose: "a new connection to a ClusterIP:port is hashed onto one of its ready endpoints" },
+  [Table.ServiceDNAT]: { name: "service DNAT", purpose: "the connection is committed with its DNAT to the endpoint; a pod that picked itself goes to kube-proxy" },
   [Table.TunnelOut]: { name: "tunnel out", purpose: "a connection a policy check passed is committed before it leaves for a peer" },
   [Table.IngressRule]: { name: "ingress rule", purpose: "NetworkPolicy ingress: established and node traffic pass; a new connection to an isolated pod only by a rule" },
 } as const;

@@ -18,7 +18,7 @@ export interface ResourceInfo {
   readonly categories: readonly string[];
 }
 
-/** The resources served: core/v1 nodes, namespaces, pods; networking.k8s.io/v1 networkpolicies. */
+/** The resources served: core/v1 nodes, namespaces, pods, services; networking.k8s.io/v1 networkpolicies; discovery.k8s.io/v1 endpointslices. */
 export const RESOURCES = {
   nodes: {
     group: "", version: "v1", kind: "Node", singular: "node", namespaced: false, shortNames: ["no"], status: true, generation: false,
@@ -32,6 +32,14 @@ export const RESOURCES = {
     group: "", version: "v1", kind: "Pod", singular: "pod", namespaced: true, shortNames: ["po"], status: true, generation: false,
     fields: ["spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName", "spec.hostNetwork", "status.phase", "status.podIP", "status.nominatedNodeName"],
     categories: ["all"],
+  },
+  services: {
+    group: "", version: "v1", kind: "Service", singular: "service", namespaced: true, shortNames: ["svc"], status: true, generation: false,
+    fields: [], categories: ["all"],
+  },
+  endpointslices: {
+    group: "discovery.k8s.io", version: "v1", kind: "EndpointSlice", singular: "endpointslice", namespaced: true, shortNames: [], status: false, generation: true,
+    fields: [], categories: [],
   },
   networkpolicies: {
     group: "networking.k8s.io", version: "v1", kind: "NetworkPolicy", singular: "networkpolicy", namespaced: true, shortNames: ["netpol"], status: false, generation: true,
