@@ -21,8 +21,14 @@ export const POLICY_SCOPE: readonly CookieFilter[] = [{ cookie: cookie(CookieKin
 export class PolicyWatch {
   readonly policies: RestartingInformer<V1NetworkPolicy>;
   readonly pods: RestartingInformer<V1Pod>;
+  /** Bumped by every event of either informer: an unchanged generation needs no look at their caches. */
+  generation = 0;
 
-  constructor(kc: KubeConfig, onChange: () => void, onError: (what: string, err: unknown, delayMs: number) => void) {
+  constructor(kc: KubeConfig, changed: () => void, onError: (what: string, err: unknown, delayMs: number) => void) {
+    const onChange = () => {
+      this.generation++;
+      changed();
+    };
     this.policies = new RestartingInformer<V1NetworkPolicy>(kc, "/apis/networking.k8s.io/v1/networkpolicies", {
       onChange,
       onError: (e, d) => onError("networkpolicies", e, d),
@@ -115,6 +121,8 @@ export interface PolicyWant {
  */
 export class PolicyCompiler {
   private last?: { key: string; out: PolicyFlows };
+  /** The informers' generation, namespaces and local ports the last key was computed from (a Node event skips the rest). */
+  private quick?: { gen: number; rest: string; key: string };
   private appliedKey?: string;
   /** The network and pod ports of the last compile (for the counters' pod names). */
   private seen?: { network: string; ports: readonly PodPort[] };
@@ -125,14 +133,21 @@ export class PolicyCompiler {
   /** The wanted flows, or undefined while the informers have not listed (leave the bridge's as they are). */
   want(w: PolicyWatch | undefined, namespaces: readonly V1Namespace[], network: string, ports: readonly PodPort[]): PolicyWant | undefined {
     if (!w?.synced) return undefined;
-    const policies = w.policies.list().map(policyOf);
-    const pods = w.pods.list().map(podInfoOf);
     const ns: NamespaceInfo[] = namespaces.map((n) => ({ name: n.metadata?.name ?? "", labels: n.metadata?.labels ?? {} }));
     const local = localPodsOf(network, ports);
     this.seen = { network, ports };
-    const key = JSON.stringify([policies, pods, ns, local]);
-    if (this.last?.key !== key) this.last = { key, out: compilePolicies({ policies, pods, namespaces: ns, local }) };
-    const out = this.last.out;
+    const rest = JSON.stringify([ns, local]);
+    let key: string;
+    if (this.last && this.quick?.gen === w.generation && this.quick.rest === rest) key = this.quick.key;
+    else {
+      // Only what the flows depend on is compared: a Pod's status or a policy's metadata changing recompiles nothing.
+      const policies = w.policies.list().map(policyOf);
+      const pods = w.pods.list().map(podInfoOf);
+      key = JSON.stringify([policies, pods, rest]);
+      if (this.last?.key !== key) this.last = { key, out: compilePolicies({ policies, pods, namespaces: ns, local }) };
+      this.quick = { gen: w.generation, rest, key };
+    }
+    const out = this.last!.out;
     const applied = () => {
       if (this.appliedKey === key) return;
       this.appliedKey = key;
