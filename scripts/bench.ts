@@ -1,84 +1,148 @@
-// make bench: ovsplane vs Debian's bridge + host-local through libcni; cycle, concurrency, start-up, memory.
-import { spawnSync } from "node:child_process";
+// make bench: ovsplane vs Debian's bridge + host-local through libcni: cycle, CPU, concurrency, fresh node, start-up, peers.
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createNode, createPod, runDriver, teardownAll, teardownOnSignals, type SimNode, type SimPod } from "../test/harness/testbed.ts";
 import { BIN_DIR, netConf, OVSPLANE, REF_DIR, rmTemp, tempDir } from "../test/integration/common.ts";
+import { REPO_ROOT } from "../test/harness/testbed.ts";
+import { childrenCpuMs, median, pct, procCpuMs, Table } from "./bench/stats.ts";
+import { emptyBunExecutable, versionRoundTrips } from "./bench/startup.ts";
 
 const CYCLES = Number(process.env.BENCH_CYCLES ?? 30);
 const CONCURRENT = 20;
+const FRESH = 100;
+const VERSION_RUNS = Number(process.env.BENCH_VERSION_RUNS ?? 200);
+const PEER_ADDS = Number(process.env.BENCH_PEER_ADDS ?? 15);
 const say = (s = "") => process.stdout.write(`${s}\n`);
 
-function pct(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+/** One side of the comparison: a conflist and the CNI_PATH its plugins are found in. */
+interface Side {
+  label: string;
+  conflist: (node: SimNode, dir: string) => object;
+  path: string[];
 }
 
-interface Figures { median: number; p90: number; concurrent: number }
+const ours: Side = {
+  label: "ovs",
+  path: [BIN_DIR, REF_DIR],
+  conflist: (node, dir) => ({
+    cniVersion: "1.0.0", name: "podnet",
+    plugins: [{ ...netConf(node, { podCIDR: "10.244.0.0/22", dataDir: dir, extra: { mtu: 1450 } }), cniVersion: undefined, name: undefined }],
+  }),
+};
+const ref: Side = {
+  label: "ref",
+  path: [REF_DIR],
+  conflist: (_node, dir) => ({
+    cniVersion: "1.0.0", name: "refnet",
+    plugins: [{ type: "bridge", bridge: "cni-bench0", isGateway: true, ipMasq: false, ipam: { type: "host-local", ranges: [[{ subnet: "10.99.0.0/22" }]], routes: [{ dst: "0.0.0.0/0" }], dataDir: dir } }],
+  }),
+};
 
-async function measure(node: SimNode, conflist: object, path: string[], label: string): Promise<Figures> {
-  const pod = await createPod(`bench-${label}`);
-  const times: number[] = [];
+/** Runs one driver command and throws with its stderr when it fails. */
+async function call(node: SimNode, side: Side, conflist: object, command: "add" | "del", containerID: string, pod: SimPod): Promise<void> {
+  const r = await runDriver({ node, command, conflist, containerID, netns: pod, path: side.path, timeoutMs: 180_000 });
+  if (r.code !== 0) throw new Error(`${side.label} ${command} ${containerID}: ${r.stderr}`);
+}
+
+/** ADD+DEL cycles of both sides, interleaved: wall time and the CPU of every process of each cycle. */
+async function cycles(node: SimNode, sides: { side: Side; conflist: object; pod: SimPod }[]): Promise<{ times: number[]; cpu: number[] }[]> {
+  const out = sides.map(() => ({ times: [] as number[], cpu: [] as number[] }));
   for (let i = 0; i < CYCLES + 3; i++) {
-    const t0 = performance.now();
-    const a = await runDriver({ node, command: "add", conflist, containerID: `b-${label}-${i}`, netns: pod, path });
-    if (a.code !== 0) throw new Error(`${label} ADD: ${a.stderr}`);
-    const d = await runDriver({ node, command: "del", conflist, containerID: `b-${label}-${i}`, netns: pod, path });
-    if (d.code !== 0) throw new Error(`${label} DEL: ${d.stderr}`);
-    if (i >= 3) times.push(performance.now() - t0); // 3 warm-up cycles
+    for (const [j, s] of sides.entries()) {
+      const [t0, c0] = [performance.now(), childrenCpuMs()];
+      await call(node, s.side, s.conflist, "add", `b-${s.side.label}-${i}`, s.pod);
+      await call(node, s.side, s.conflist, "del", `b-${s.side.label}-${i}`, s.pod);
+      if (i >= 3) out[j]!.times.push(performance.now() - t0), out[j]!.cpu.push(childrenCpuMs() - c0); // 3 warm-up cycles
+    }
   }
-  const pods: SimPod[] = [];
-  for (let i = 0; i < CONCURRENT; i++) pods.push(await createPod(`bc-${label}-${i}`));
-  const t0 = performance.now();
-  const adds = await Promise.all(pods.map((p, i) => runDriver({ node, command: "add", conflist, containerID: `c-${label}-${i}`, netns: p, path, timeoutMs: 120_000 })));
-  const concurrent = performance.now() - t0;
-  if (adds.some((r) => r.code !== 0)) throw new Error(`${label} concurrent ADD: ${adds.find((r) => r.code !== 0)!.stderr}`);
-  await Promise.all(pods.map((p, i) => runDriver({ node, command: "del", conflist, containerID: `c-${label}-${i}`, netns: p, path })));
-  return { median: pct(times, 50), p90: pct(times, 90), concurrent };
+  return out;
 }
 
-function startup(argv: string[]): { median: number; rssKiB: number } {
-  const times: number[] = [];
-  let rss = 0;
-  for (let i = 0; i < 23; i++) {
-    const t0 = performance.now();
-    const r = spawnSync("/usr/bin/time", ["-f", "%M", ...argv], { env: { ...process.env, CNI_COMMAND: "VERSION" }, input: "{}", encoding: "utf8" });
-    if (i >= 3) times.push(performance.now() - t0);
-    rss = Math.max(rss, Number(r.stderr.trim().split("\n").pop()) || 0);
+/** n concurrent ADDs (total wall time, failures), then their DELs. */
+async function burst(node: SimNode, side: Side, conflist: object, n: number, tag: string): Promise<{ ms: number; failed: number }> {
+  const pods = await Promise.all(Array.from({ length: n }, (_, i) => createPod(`${tag}${i}`)));
+  const t0 = performance.now();
+  const adds = await Promise.all(pods.map((p, i) => runDriver({ node, command: "add", conflist, containerID: `${tag}-${i}`, netns: p, path: side.path, timeoutMs: 180_000 })));
+  const ms = performance.now() - t0;
+  await Promise.all(pods.map((p, i) => runDriver({ node, command: "del", conflist, containerID: `${tag}-${i}`, netns: p, path: side.path, timeoutMs: 180_000 })));
+  await Promise.all(pods.map((p) => p.destroy()));
+  return { ms, failed: adds.filter((r) => r.code !== 0).length };
+}
+
+/** The OVS daemons' CPU (ms) of a node so far. */
+function ovsCpuMs(node: SimNode): number {
+  return ["ovsdb", "vswitchd"].reduce((a, d) => a + procCpuMs(Number(readFileSync(join(node.runDir, `${d}.pid`), "utf8").trim())), 0);
+}
+
+/** ADD latency on a node with 1 static peer and on one with 1,000, interleaved (DELs not timed). */
+async function peerScaling(dir: string): Promise<{ one: number; many: number; first: number }> {
+  const peersOf = (n: number) => Array.from({ length: n }, (_, i) => ({ nodeIP: `198.19.${(i + 1) >> 8}.${(i + 1) & 255}`, podCIDR: `10.${(i >> 8) + 1}.${i & 255}.0/24` }));
+  const nodes = await Promise.all([createNode({ name: "bp1", underlayIP: "198.18.9.2" }), createNode({ name: "bpk", underlayIP: "198.18.9.3" })]);
+  const confs = nodes.map((node, k) => ({
+    cniVersion: "1.0.0", name: "podnet",
+    plugins: [{ ...netConf(node, { podCIDR: "10.244.0.0/22", peers: peersOf(k ? 1000 : 1), dataDir: join(dir, `p${k}`), extra: { mtu: 1450, clusterCIDR: "10.0.0.0/8" } }), cniVersion: undefined, name: undefined }],
+  }));
+  const pod = await createPod("bpeers");
+  const times: number[][] = [[], []];
+  let first = 0;
+  for (let i = 0; i < PEER_ADDS + 1; i++) {
+    for (const k of [0, 1]) {
+      const t0 = performance.now();
+      await call(nodes[k]!, ours, confs[k]!, "add", `pe-${i}`, pod);
+      const ms = performance.now() - t0;
+      if (i > 0) times[k]!.push(ms);
+      else if (k === 1) first = ms; // the first ADD writes the 1,000 peers' flows, routes and the fingerprint
+      await call(nodes[k]!, ours, confs[k]!, "del", `pe-${i}`, pod);
+    }
   }
-  return { median: pct(times, 50), rssKiB: rss };
+  return { one: median(times[0]!), many: median(times[1]!), first };
 }
 
 async function main(): Promise<void> {
   teardownOnSignals();
   const dir = tempDir();
   try {
+    say(`ovsplane benchmark through libcni (dist/test/cnidriver): ovsplane (Bun-compiled dist/bin/ovsplane, OVS userspace datapath,`);
+    say(`in-process ovsplane-ipam) vs Debian's containernetworking-plugins bridge + host-local (Go), on simulated nodes, same run.\n`);
     const node = await createNode({ name: "bench", underlayIP: "198.18.9.1" });
-    const ours = { cniVersion: "1.0.0", name: "podnet", plugins: [{ ...netConf(node, { podCIDR: "10.244.1.0/24", dataDir: dir, extra: { mtu: 1450 } }), cniVersion: undefined, name: undefined }] };
-    const ref = {
-      cniVersion: "1.0.0", name: "refnet",
-      plugins: [{ type: "bridge", bridge: "cni-bench0", isGateway: true, ipMasq: false, ipam: { type: "host-local", ranges: [[{ subnet: "10.99.0.0/24" }]], routes: [{ dst: "0.0.0.0/0" }], dataDir: dir } }],
-    };
-    say(`ovsplane benchmark (${CYCLES} ADD+DEL cycles after 3 warm-up, ${CONCURRENT} concurrent ADDs), through libcni (dist/test/cnidriver)`);
-    say("ovsplane: Bun-compiled dist/bin/ovsplane, OVS userspace datapath, in-process ovsplane-ipam");
-    say("reference: Debian containernetworking-plugins bridge + host-local (Go)\n");
-    const o = await measure(node, ours, [BIN_DIR, REF_DIR], "ovs");
-    const r = await measure(node, ref, [REF_DIR], "ref");
-    const row = (name: string, a: number, b: number) => say(`${name.padEnd(28)} ${a.toFixed(1).padStart(10)} ${b.toFixed(1).padStart(12)} ${(a / b).toFixed(2).padStart(8)}`);
-    say(`${"ms".padEnd(28)} ${"ovsplane".padStart(10)} ${"bridge+h-l".padStart(12)} ${"ratio".padStart(8)}`);
-    row("ADD+DEL cycle, median", o.median, r.median);
-    row("ADD+DEL cycle, p90", o.p90, r.p90);
-    row(`${CONCURRENT} concurrent ADDs, total`, o.concurrent, r.concurrent);
-    say("\nStart-up (VERSION round trip, median of 20) and peak RSS:");
-    const rows: [string, string[]][] = [
-      ["dist/bin/ovsplane (Bun)", [OVSPLANE]],
-      ["node dist/js/ovsplane.cjs", ["node", join(BIN_DIR, "../js/ovsplane.cjs")]],
-      ["Debian host-local (Go)", [join(REF_DIR, "host-local")]],
-      ["Debian bridge (Go)", [join(REF_DIR, "bridge")]],
-    ];
-    for (const [name, argv] of rows) {
-      const s = startup(argv);
-      say(`  ${name.padEnd(28)} ${s.median.toFixed(1).padStart(7)} ms  ${String(Math.round(s.rssKiB / 1024)).padStart(4)} MiB`);
-    }
+    const sides = [ours, ref].map((side) => ({ side, conflist: side.conflist(node, join(dir, side.label)), pod: undefined as unknown as SimPod }));
+    for (const s of sides) s.pod = await createPod(`bench-${s.side.label}`);
+    const ovs0 = ovsCpuMs(node);
+    const [o, r] = await cycles(node, sides);
+    const ovsPerCycle = (ovsCpuMs(node) - ovs0) / (CYCLES + 3); // the OVS daemons' CPU over ovsplane's cycles (idle included)
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const t = new Table(say, `ms (${CYCLES} interleaved cycles)`);
+    t.head();
+    t.row("ADD+DEL cycle, median", median(o!.times), median(r!.times), 1.0);
+    t.row("ADD+DEL cycle, p90", pct(o!.times, 90), pct(r!.times, 90));
+    t.row("CPU (user+sys) per cycle, mean", mean(o!.cpu), mean(r!.cpu), 1.0);
+    t.row("  + ovsdb-server, ovs-vswitchd", mean(o!.cpu) + ovsPerCycle, mean(r!.cpu));
+    const co = await burst(node, ours, sides[0]!.conflist, CONCURRENT, "bco");
+    const cr = await burst(node, ref, sides[1]!.conflist, CONCURRENT, "bcr");
+    t.row(`${CONCURRENT} concurrent ADDs, total`, co.ms, cr.ms, 1.0);
+    const fresh = await Promise.all([createNode({ name: "bfo", underlayIP: "198.18.9.4" }), createNode({ name: "bfr", underlayIP: "198.18.9.5" })]);
+    const fo = await burst(fresh[0]!, ours, ours.conflist(fresh[0]!, join(dir, "fo")), FRESH, "bfo");
+    const fr = await burst(fresh[1]!, ref, ref.conflist(fresh[1]!, join(dir, "fr")), FRESH, "bfr");
+    t.row(`${FRESH} concurrent ADDs, fresh node, total`, fo.ms, fr.ms);
+    if (fo.failed + fr.failed + co.failed + cr.failed) say(`  failed ADDs: ovsplane ${co.failed} + ${fo.failed} fresh, reference ${cr.failed} + ${fr.failed} fresh`);
+    else say(`  every concurrent ADD succeeded (ovsplane and reference, warm and fresh node)`);
+
+    const bunFloor = emptyBunExecutable(REPO_ROOT, dir);
+    const [ov, hl, br, empty, bun] = versionRoundTrips([[OVSPLANE], [join(REF_DIR, "host-local")], [join(REF_DIR, "bridge")], ["/bin/true"], [bunFloor]], VERSION_RUNS);
+    say("");
+    const s = new Table(say, `ms (VERSION round trip, median of ${VERSION_RUNS})`, ["ovsplane", "host-local"]);
+    s.head();
+    s.row("VERSION round trip", ov!, hl!, 2.5);
+    s.row("  net of an empty process (/bin/true)", ov! - empty!, hl! - empty!);
+    s.row("  an empty Bun executable (the floor)", bun!, hl!);
+    say(`  (interleaved runs; Debian bridge ${br!.toFixed(1)} ms, /bin/true ${empty!.toFixed(1)} ms)`);
+
+    const p = await peerScaling(dir);
+    say("");
+    const q = new Table(say, `ms (ovsplane ADD, median of ${PEER_ADDS})`, ["1000 peers", "1 peer"]);
+    q.head();
+    q.row("ADD latency, 1,000 vs 1 static peer", p.many, p.one, 1.2);
+    say(`  (the first ADD on the 1,000-peer node, which writes their flows, routes and fingerprint: ${p.first.toFixed(0)} ms)`);
   } finally {
     await teardownAll();
     rmTemp(dir);
