@@ -107,13 +107,17 @@ t.before(async () => {
     }
     await Promise.all(PODS.map(async (p) => {
       const a = bed.agents.find((x) => x.node === nodeOf(p))!;
-      await bed.api!.upsert("pods", { metadata: { name: p.name, namespace: p.ns }, spec: { nodeName: p.node === "A" ? "a" : "b", containers: [{ name: "c", image: "scratch" }] } });
+      const podObj = (status?: object) => ({
+        metadata: { name: p.name, namespace: p.ns, labels: { app: p.name } }, spec: { nodeName: p.node === "A" ? "a" : "b", containers: [{ name: "c", image: "scratch" }] }, ...(status ? { status } : {}),
+      });
+      await bed.api!.upsert("pods", podObj());
       p.pod = await createPod(p.name);
       const args = { IgnoreUnknown: "1", K8S_POD_NAMESPACE: p.ns, K8S_POD_NAME: p.name };
       const r = await runPlugin({ bin: OVSPLANE, node: a.node, command: "ADD", containerID: `ctr-${p.name}`, netns: p.pod, args, path: CNI_PATH, config: pluginConfig(a) });
       if (r.code !== 0) throw new Error(`ADD ${p.name}: ${r.stdout} ${r.stderr}`);
       p.ip = String(r.json.ips[0].address).split("/")[0]!;
       await p.pod.txOffloadOff();
+      await bed.api!.upsert("pods", podObj({ podIP: p.ip, podIPs: [{ ip: p.ip }] }));
       servers.push(spawn("ip", ["netns", "exec", p.pod.netns, "python3", "-c", SERVER, p.name], { stdio: "ignore" }));
     }));
     await upsertService("local", SVC.local, ["a2"]);
@@ -177,6 +181,20 @@ t("an endpoint removed: the agent applies it, every new connection goes to the o
   await kubeProxy([["local", SVC.local, ["a2"]], ["remote", SVC.remote, ["b1"]], ["two", SVC.two, ["b1"]], ["iso", SVC.iso, ["x1"], "iso"], ["none", SVC.none, []]]);
   const got = await connect("a1", SVC.two, 12);
   assert.equal([...new Set(got)], [`b1 ${pod("a1").ip}`], got.join(", "));
+});
+
+t("a NetworkPolicy applies to the endpoint a Service chose: a2 isolated refuses a1 through its ClusterIP, b1 still answers", async () => {
+  await bed.api!.upsert("networkpolicies", {
+    apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy", metadata: { name: "a2-deny", namespace: "default" },
+    spec: { podSelector: { matchLabels: { app: "a2" } }, policyTypes: ["Ingress"] },
+  });
+  try {
+    await waitFor("a2's isolation applied", async () => (await connect("a1", SVC.local))[0]!.startsWith("error"), 10_000);
+    assert.equal(await connect("a1", SVC.remote), [`b1 ${pod("a1").ip}`], "another Service's endpoint is not affected");
+  } finally {
+    await bed.api!.remove("networkpolicies", "a2-deny", "default");
+  }
+  await waitFor("a2 reachable again", async () => (await connect("a1", SVC.local))[0] === `a2 ${pod("a1").ip}`, 10_000);
 });
 
 t("the Service flows survive an ovs-vswitchd restart (replayed with the rest)", async () => {
