@@ -62,30 +62,43 @@ export function fnv32(s: string): number {
 
 const PROTO = { TCP: IpProto.TCP, UDP: IpProto.UDP, SCTP: IpProto.SCTP } as const;
 
-/** The matches of one resolved port entry (a range as aligned blocks). */
-function portMatches(r: PortRange): Match[] {
+/** One item of a conjunction's dimension: a key unique in its table, and its match (built only once per key). */
+interface Item {
+  k: string;
+  m: () => Match;
+}
+
+/** The port items of one resolved port entry (a range as aligned blocks), keyed by protocol and block. */
+function portItems(r: PortRange): Item[] {
   const proto = PROTO[r.protocol];
-  if (r.from === undefined) return [on.proto(proto)];
-  return rangeMasks(r.from, r.to ?? r.from).map((b) => on.dstPort(proto, b.value, b.mask));
+  if (r.from === undefined) return [{ k: `${proto}`, m: () => on.proto(proto) }];
+  return rangeMasks(r.from, r.to ?? r.from).map((b) => ({ k: `${proto}:${b.value}/${b.mask}`, m: () => on.dstPort(proto, b.value, b.mask) }));
 }
 
-/** Port matches of entries resolved for one destination pod (undefined pod: numbers only), keyed by what they resolved to. */
-function resolvedMatches(rule: PolicyRule, pod: PodInfo | undefined): { key: string; matches: Match[] } {
-  const ranges = (rule.ports ?? []).flatMap((p) => {
+/** Port items of a rule's entries resolved for one destination pod (undefined pod: numbered entries only). */
+function resolvedPorts(rule: PolicyRule, pod: PodInfo | undefined): Item[] {
+  const out = new Map<string, Item>();
+  for (const p of rule.ports ?? []) {
     const r = resolvePort(p, pod);
-    return r ? [r] : [];
-  });
-  return { key: ranges.map((r) => `${r.protocol}:${r.from ?? ""}-${r.to ?? ""}`).sort().join(","), matches: ranges.flatMap(portMatches) };
+    if (r) for (const it of portItems(r)) out.set(it.k, it);
+  }
+  return [...out.values()];
 }
 
-/** One conjunction to build: targets (local ports), peers (prefixes; undefined: any), ports (undefined: any). */
+/** Items whose matches are both of two items' (an address or a pod with a port). */
+function cross(a: readonly Item[], b: readonly Item[]): Item[] {
+  return a.flatMap((x) => b.map((y) => ({ k: `${x.k}|${y.k}`, m: () => match(x.m(), y.m()) })));
+}
+
+/**
+ * One conjunction to build for a rule: its dimensions, the local pods first. A dimension left out matches
+ * anything (a rule without peers, without ports); with only the pods' the rule allows them everything.
+ */
 interface Group {
   key: string;
   ref: Omit<RuleRef, "conjId">;
   cookie: bigint;
-  targets: number[];
-  peers?: string[];
-  ports?: Match[];
+  dims: Item[][];
 }
 
 const DIR = {
@@ -103,11 +116,14 @@ const DIR = {
   },
 } as const;
 
-
-/** The conjunctions of one rule of a policy for its local pods. */
-function ruleGroups(p: Policy, d: Direction, index: number, rule: PolicyRule, targets: readonly { port: number; pod: PodInfo }[], cluster: Cluster): Group[] {
-  const base = { ref: { policy: `${p.namespace}/${p.name}`, direction: d, rule: index }, cookie: policyCookie(p.namespace, p.name) };
-  const id = `${d}|${p.namespace}/${p.name}|${index}`;
+/**
+ * The conjunction of one rule of a policy for its local pods, or none when it allows nothing here. Named
+ * ports resolve on the destination, so they join the dimension of the destination: on ingress each local
+ * pod's item carries its own ports; on egress each peer pod's item carries its ports (an address that is
+ * no pod, numbered ports only). Either way one conjunction per rule, and the flows stay a sum.
+ */
+function ruleGroup(p: Policy, d: Direction, index: number, rule: PolicyRule, targets: readonly { port: number; pod: PodInfo }[], cluster: Cluster): Group | undefined {
+  const D = DIR[d];
   const anyPeer = !rule.peers?.length;
   const anyPort = !rule.ports?.length;
   const podPeers: PodInfo[] = [];
@@ -116,44 +132,26 @@ function ruleGroups(p: Policy, d: Direction, index: number, rule: PolicyRule, ta
     if (peer.ipBlock) blocks.push(...ipBlockPrefixes(peer.ipBlock.cidr, peer.ipBlock.except));
     else podPeers.push(...peerPods(peer, p.namespace, cluster.byNs, cluster.nsLabels).filter((x) => x.ip));
   }
-  const ports = targets.map((t) => t.port);
-  const prefixes = [...blocks, ...podPeers.map((x) => `${x.ip}/32`)];
+  const addr = (cidr: string): Item => ({ k: `a${cidr}`, m: () => D.peer(cidr) });
+  const target = (port: number): Item => ({ k: `t${port}`, m: () => D.target(port) });
+  let dims: Item[][];
   if (anyPort || !hasNamedPort(rule.ports)) {
-    const portList = anyPort ? undefined : resolvedMatches(rule, undefined).matches;
-    return [{ ...base, key: id, targets: ports, ...(anyPeer ? {} : { peers: prefixes }), ...(portList ? { ports: portList } : {}) }];
-  }
-  const groups = new Map<string, Group>();
-  const add = (k: string, make: () => Group, extend: (g: Group) => void) => {
-    const g = groups.get(k) ?? make();
-    groups.set(k, g);
-    extend(g);
-  };
-  if (d === "Ingress") {
-    // Named ports resolve on the destination: group this node's pods by what their names resolve to.
-    for (const t of targets) {
-      const { key: k, matches: ms } = resolvedMatches(rule, t.pod);
-      if (!ms.length) continue;
-      add(k, () => ({ ...base, key: `${id}|${k}`, targets: [], ...(anyPeer ? {} : { peers: prefixes }), ports: ms }), (g) => g.targets.push(t.port));
-    }
+    const peers = anyPeer ? undefined : [...blocks.map(addr), ...podPeers.map((x) => addr(`${x.ip}/32`))];
+    dims = [targets.map((t) => target(t.port)), ...(peers ? [peers] : []), ...(anyPort ? [] : [resolvedPorts(rule, undefined)])];
+  } else if (d === "Ingress") {
+    const peers = anyPeer ? undefined : [...blocks.map(addr), ...podPeers.map((x) => addr(`${x.ip}/32`))];
+    dims = [targets.flatMap((t) => cross([target(t.port)], resolvedPorts(rule, t.pod))), ...(peers ? [peers] : [])];
   } else {
-    // Egress: they resolve on each destination pod; an address that is no pod gets the numbered ports only.
-    const numbered = resolvedMatches(rule, undefined).matches;
-    if (numbered.length && (anyPeer || blocks.length)) {
-      groups.set("", { ...base, key: `${id}|`, targets: ports, ...(anyPeer ? {} : { peers: blocks }), ports: numbered });
-    }
-    for (const x of anyPeer ? cluster.pods.filter((q) => q.ip) : podPeers) {
-      const { key: k, matches: ms } = resolvedMatches(rule, x);
-      if (!ms.length) continue;
-      add(`p${k}`, () => ({ ...base, key: `${id}|p${k}`, targets: ports, peers: [], ports: ms }), (g) => g.peers!.push(`${x.ip}/32`));
-    }
+    const numbered = resolvedPorts(rule, undefined);
+    const dsts = anyPeer ? cluster.pods.filter((q) => q.ip) : podPeers;
+    const peers = [
+      ...(anyPeer ? numbered : cross(blocks.map(addr), numbered)),
+      ...dsts.flatMap((x) => cross([addr(`${x.ip}/32`)], resolvedPorts(rule, x))),
+    ];
+    dims = [targets.map((t) => target(t.port)), peers];
   }
-  return [...groups.values()];
-}
-
-/** One item of a conjunction's dimension: a key unique in its table, and its match. */
-interface Item {
-  k: string;
-  m: () => Match;
+  if (dims.some((items) => !items.length)) return undefined;
+  return { key: `${d}|${p.namespace}/${p.name}|${index}`, ref: { policy: `${p.namespace}/${p.name}`, direction: d, rule: index }, cookie: policyCookie(p.namespace, p.name), dims };
 }
 
 interface Cluster {
@@ -197,7 +195,8 @@ export function compilePolicies(input: PolicyInput): PolicyFlows {
       if (!policyTypes(p).includes(d)) continue;
       for (const t of targets) isolated[d].add(t.port);
       rulesOf(p, d).forEach((rule, i) => {
-        for (const g of ruleGroups(p, d, i, rule, targets, cluster)) if (g.targets.length && (!g.peers || g.peers.length) && (!g.ports || g.ports.length)) groups.push({ d, g });
+        const g = ruleGroup(p, d, i, rule, targets, cluster);
+        if (g) groups.push({ d, g });
       });
     }
   }
@@ -208,12 +207,8 @@ export function compilePolicies(input: PolicyInput): PolicyFlows {
   const addHard = (f: Flow) => void (hard.has(flowKey(f)) || hard.set(flowKey(f), f));
   for (const { d, g } of groups) {
     const D = DIR[d];
-    // Each item of a dimension with a key of its own (a port number, a prefix): no match is rendered twice.
-    const dims: Item[][] = [
-      g.targets.map((p) => ({ k: `t${p}`, m: () => D.target(p) })),
-      ...(g.peers ? [g.peers.map((c) => ({ k: `a${c}`, m: () => D.peer(c) }))] : []),
-      ...(g.ports ? [g.ports.map((m) => ({ k: `o${flowKey({ table: 0, priority: 0, match: m })}`, m: () => m }))] : []),
-    ];
+    // Each item of a dimension has a key of its own (a port, a prefix, a block): no match is built twice.
+    const dims = g.dims;
     if (dims.length === 1) {
       rules.push({ conjId: 0, ...g.ref });
       for (const it of dims[0]!) addHard({ table: D.table, priority: PolicyPriority.AllowAll, cookie: g.cookie, match: it.m(), actions: D.allow() });

@@ -151,12 +151,14 @@ test("a pod no policy selects has no policy flow; a policy selecting no local po
   assert.is(fnv32("a/web"), fnv32("a/web"));
 });
 
-test("egress named ports resolve on each destination pod; ipBlock destinations get the numbered ports", () => {
+test("egress named ports resolve on each destination pod, in one conjunction", () => {
   const pol: Policy = { namespace: "a", name: "e", podSelector: { matchLabels: { app: "web" } }, policyTypes: ["Egress"], egress: [{ peers: [{ namespaceSelector: {} }], ports: [{ port: "http" }] }] };
   const out = compilePolicies({ policies: [pol], pods, namespaces, local });
-  assert.is(out.rules.length, 2, "two groups: http=80 (a1) and http=8080 (a2)");
-  const dsts = out.flows.filter((f: Flow) => f.table === Table.EgressRule && f.match.nw_dst).map(renderFlow);
-  assert.is(dsts.length, 2);
+  assert.is(out.rules.length, 1, "one conjunction: the ports join the destinations' dimension");
+  const dsts = out.flows.filter((f: Flow) => f.table === Table.EgressRule && f.match.nw_dst).map(renderFlow).sort();
+  assert.equal(dsts.map((f) => f.replace(/ actions=.*/, "").replace(/.*cookie=0x[0-9a-f]+,/, "")), [
+    "ip,nw_dst=10.244.1.11,nw_proto=6,tcp_dst=80", "ip,nw_dst=10.244.1.12,nw_proto=6,tcp_dst=8080",
+  ], "http=80 on a1, http=8080 on a2; b1 and c1 have no TCP http");
 });
 
 test.run();
