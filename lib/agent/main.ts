@@ -19,7 +19,7 @@ export async function parseArgs(argv: string[], env: Record<string, string | und
   const { default: yargs } = await import("yargs");
   const a = await yargs(argv)
     .scriptName("ovsplane-agent")
-    .usage("$0 --conf-file TEMPLATE [options]\n\nWatches Nodes, Namespaces and this node's Pods, writes this node's conflist and segments.json, keeps the node-wide flows and host state of the ovsplane network, removes attachments whose Pod is gone (after --gc-grace) and moves running pods when their Namespace's segment changes.")
+    .usage("$0 --conf-file TEMPLATE [options]\n\nWatches Nodes, Namespaces, Pods and NetworkPolicies, writes this node's conflist and segments.json, keeps the node-wide flows and host state of the ovsplane network, enforces NetworkPolicy for this node's pods, removes attachments whose Pod is gone (after --gc-grace) and moves running pods when their Namespace's segment changes.")
     .option("kubeconfig", { type: "string", describe: "kubeconfig file (default: the in-cluster config)" })
     .option("node-name", { type: "string", describe: "this node's Node name (default: $NODE_NAME, then the hostname)" })
     .option("conf-file", { type: "string", demandOption: true, describe: "the conflist template; this node's address and pod range are filled in" })
