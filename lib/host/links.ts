@@ -2,7 +2,7 @@
 import { messageOf } from "../cni/errors.ts";
 import type { Route } from "../cni/types.ts";
 import { settings } from "../settings.ts";
-import { run } from "./exec.ts";
+import { run, trace } from "./exec.ts";
 import { ipBatch, ipJson, ownNetnsPath } from "./netns.ts";
 
 /** A pod's veth pair: the pod end `ifname` in `netns` with its addresses and routes, the host end here. */
@@ -48,7 +48,10 @@ export interface LinkOps {
   createPodVeth(s: PodVethSpec): Promise<void>;
   /** Sets a link of this netns up. */
   setUp(name: string): Promise<void>;
-  /** Deletes a link of this netns (a veth takes its peer along); false when it did not exist. */
+  /**
+   * Deletes a link of this netns (a veth takes its peer along); false when it did not exist. The kernel's
+   * work (13–35 ms for a veth) is done off the JavaScript thread, so the caller's other work overlaps it.
+   */
   deleteLink(name: string): Promise<boolean>;
   /** A link with its IPv4 addresses, of the netns at nsPath (else this one); undefined when it does not exist. */
   interfaceOf(ifname: string, nsPath?: string): Promise<AddrJson | undefined>;
@@ -119,5 +122,5 @@ let chosen: Promise<LinkOps> | undefined;
  * subprocesses under Node or with OVSPLANE_IP_EXEC=1.
  */
 export function links(): Promise<LinkOps> {
-  return (chosen ??= isBun && !settings.ipExec ? import("./netlink/links.ts").then((m) => m.netlinkLinks) : Promise.resolve(ipLinks));
+  return (chosen ??= isBun && !settings.ipExec ? (trace("netlink: loading"), import("./netlink/links.ts").then((m) => (trace("netlink: loaded"), m.netlinkLinks))) : Promise.resolve(ipLinks));
 }

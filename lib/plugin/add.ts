@@ -21,7 +21,8 @@ import { OVS_TIMEOUT_MS, SWITCH_WAIT_MS, withLock } from "../node/lock.ts";
 import { agentSegmentOf } from "./segments.ts";
 import { podFlows, segmentFlows } from "../dataplane/builders.ts";
 
-type Undo = { what: string; fn: () => Promise<unknown> };
+/** A step of the rollback; an `early` one is started when the rollback begins (and awaited in its turn). */
+type Undo = { what: string; fn: () => Promise<unknown>; early?: boolean };
 
 /** The CNI ADD of ovsplane. */
 export async function add(req: CniRequest): Promise<Result> {
@@ -44,7 +45,7 @@ export async function add(req: CniRequest): Promise<Result> {
   try {
     const found = await preflight(client, hostName, cfg.bridge);
     if (found.port) throw alreadyExists(`OVS port ${hostName} of container ${req.containerID}/${req.ifname}`);
-    if (found.bridge && !(await waitForSwitch(cfg.ofSocket, SWITCH_WAIT_MS))) {
+    if (found.bridge && !(await waitForSwitch(cfg.ofSocket, OVS_TIMEOUT_MS))) {
       throw tryAgainLater("ovs-vswitchd", `bridge ${cfg.bridge} does not answer on ${cfg.ofSocket}`);
     }
     at("IPAM");
@@ -57,7 +58,8 @@ export async function add(req: CniRequest): Promise<Result> {
     const mac = (requestedMac as string | undefined) ?? randomMac();
     const hostMac = macFrom(`host/${req.containerID}/${req.ifname}`);
     const kernel = await links();
-    undo.push({ what: "veth", fn: () => kernel.deleteLink(hostName) });
+    // The kernel's 13–35 ms of deleting it (off this thread) overlap the rollback's OVS steps.
+    undo.push({ what: "veth", fn: () => kernel.deleteLink(hostName), early: true });
     const routes = podRoutes(addr, cfg);
     // The userspace datapath needs TX checksum offload off, or TCP hangs while ping works.
     // The host end is tagged with its alias so GC finds it even after a crash.
@@ -120,19 +122,30 @@ export async function add(req: CniRequest): Promise<Result> {
       dns: ipam!.dns ?? {},
     };
   } catch (err) {
-    for (const u of undo.reverse()) {
-      try {
-        await u.fn();
-      } catch (e) {
-        process.stderr.write(`ovsplane: rollback of ${u.what} failed: ${messageOf(e)}\n`);
-      }
-    }
+    await rollback(undo);
     if (err instanceof CniError && (err.code === Code.TryAgainLater || err.code === Code.AlreadyExists || err.code === Code.InvalidConfig)) {
       throw new CniError(err.code, `ADD ${step}: ${err.message}`, err.details, { cause: err });
     }
     throw stepFailed(`ADD ${step}`, err);
   } finally {
     client.close();
+  }
+}
+
+/** Undoes the steps in reverse order, the early ones started first; a failed one is reported and passed. */
+async function rollback(undo: readonly Undo[]): Promise<void> {
+  const started = new Map<Undo, Promise<unknown>>();
+  for (const u of undo.filter((x) => x.early)) {
+    const p = u.fn();
+    p.catch(() => undefined); // reported in its turn below
+    started.set(u, p);
+  }
+  for (const u of [...undo].reverse()) {
+    try {
+      await (started.get(u) ?? u.fn());
+    } catch (e) {
+      process.stderr.write(`ovsplane: rollback of ${u.what} failed: ${messageOf(e)}\n`);
+    }
   }
 }
 

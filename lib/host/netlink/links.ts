@@ -14,13 +14,15 @@ let own: NetlinkSocket | undefined;
 /** The socket of this process's netns, opened once. */
 const here = () => (own ??= NetlinkSocket.open());
 
-/** Runs a netlink step; a NetlinkError becomes a CniError naming the operation, errno and where. */
+/** A NetlinkError as a CniError naming the operation, errno and where; anything else as it is. */
+const cniOf = (e: unknown): unknown => (e instanceof NetlinkError ? new CniError(Code.StepFailed, e.message, "", { cause: e }) : e);
+
+/** Runs a netlink step; a NetlinkError becomes a CniError (cniOf). */
 function step<T>(fn: () => T): T {
   try {
     return fn();
   } catch (e) {
-    if (e instanceof NetlinkError) throw new CniError(Code.StepFailed, e.message, "", { cause: e });
-    throw e;
+    throw cniOf(e);
   }
 }
 
@@ -90,12 +92,20 @@ export const netlinkLinks: LinkOps = {
     step(() => here().call((seq) => setLink(seq, { name }, { up: true }), `setting ${name} up`));
   },
   async deleteLink(name) {
-    return step(() => {
-      const r = here().request((seq) => delLink(seq, { name }), `deleting link ${name}`);
+    // The kernel takes 13–35 ms to delete a veth: sent from a pool thread (requestAsync) while this one
+    // goes on (DEL cleans OVS meanwhile), on a socket of its own so that nothing else reads its answer.
+    const op = `deleting link ${name}`;
+    const s = step(() => NetlinkSocket.open());
+    try {
+      const r = await s.requestAsync((seq) => delLink(seq, { name }), op);
       if (r.errno === ENODEV) return false;
-      if (r.errno) throw new NetlinkError(r.errno, `deleting link ${name}`, here().where, r.extAck);
+      if (r.errno) throw new NetlinkError(r.errno, op, s.where, r.extAck);
       return true;
-    });
+    } catch (e) {
+      throw cniOf(e);
+    } finally {
+      s.close();
+    }
   },
   async interfaceOf(ifname, nsPath) {
     return step(() =>

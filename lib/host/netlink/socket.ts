@@ -1,6 +1,6 @@
-// The syscall edge of netlink, Bun only: bun:ffi against libc (socket, bind, sendto, recv, open, setns, ioctl, close).
+// The syscall edge of netlink, Bun only: bun:ffi against libc (socket, bind, sendto, recv, open, setns, ioctl, close), write through node:fs.
 import { dlopen, ptr, read } from "bun:ffi";
-import { statSync } from "node:fs";
+import { statSync, write } from "node:fs";
 import { absorb, decodeMessages, NetlinkError, type NlMessage, type Reply } from "./codec.ts";
 
 const libc = dlopen("libc.so.6", {
@@ -109,11 +109,35 @@ export class NetlinkSocket {
 
   /** Sends the request `build(seq)` makes and reads its whole answer (ack, one message or a dump). */
   request(build: (seq: number) => Uint8Array, op: string): Reply {
-    const seq = (this.seq = (this.seq + 1) >>> 0);
+    const seq = this.next();
     const msg = build(seq);
     const kernel = new Uint8Array(12);
     new DataView(kernel.buffer).setUint16(0, AF_NETLINK, true);
     check(Number(c.sendto!(this.fd, msg, msg.length, 0, kernel, 12)), op, this.where);
+    return this.receive(seq, op);
+  }
+
+  /**
+   * request() whose send runs on a thread of the runtime's pool (node:fs write; an unconnected netlink
+   * socket sends to the kernel): the kernel does the work inside the send (deleting a veth takes it
+   * 13–35 ms), so this thread goes on with other work meanwhile. The answer is queued before the send
+   * returns and read here after it. No other request on this socket until it settles.
+   */
+  async requestAsync(build: (seq: number) => Uint8Array, op: string): Promise<Reply> {
+    const seq = this.next();
+    const msg = build(seq);
+    await new Promise<void>((resolve, reject) =>
+      write(this.fd, msg, (e) => (e ? reject(new NetlinkError(Math.abs(e.errno ?? 5), op, this.where)) : resolve())),
+    );
+    return this.receive(seq, op);
+  }
+
+  private next(): number {
+    return (this.seq = (this.seq + 1) >>> 0);
+  }
+
+  /** Reads the whole answer to request `seq`. */
+  private receive(seq: number, op: string): Reply {
     const reply: Reply = { items: [], done: false, errno: 0 };
     while (!reply.done) {
       const n = check(Number(c.recv!(this.fd, this.buf, this.buf.length, 0)), op, this.where);
