@@ -99,9 +99,8 @@ export function readFlows(ofSocket: string, filters: readonly CookieFilter[]): P
  */
 async function connectWaiting(ofSocket: string, timeoutMs: number): Promise<OpenFlowConnection> {
   const start = Date.now();
-  const ep = parseEndpoint("ofSocket", ofSocket);
   for (;;) {
-    const deadline = start + ("path" in ep && existsSync(ep.path) ? Math.max(timeoutMs, SWITCH_WAIT_MS) : timeoutMs);
+    const deadline = start + busyTimeout(ofSocket, timeoutMs);
     try {
       return await OpenFlowConnection.connect(ofSocket, { timeoutMs: Math.max(100, deadline - Date.now()) });
     } catch (e) {
@@ -111,14 +110,25 @@ async function connectWaiting(ofSocket: string, timeoutMs: number): Promise<Open
   }
 }
 
-/** True once something (ovs-vswitchd) accepts connections on the OpenFlow endpoint, polling up to timeoutMs. */
+/**
+ * True once something (ovs-vswitchd) accepts connections on the OpenFlow endpoint, polling up to
+ * timeoutMs, or up to SWITCH_WAIT_MS while the socket is there (a busy ovs-vswitchd; a stopped one
+ * removes its socket).
+ */
 export async function waitForSwitch(ofSocket: string, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
+  const start = Date.now();
   for (;;) {
+    const deadline = start + busyTimeout(ofSocket, timeoutMs);
     if (await ofSocketAlive(ofSocket, Math.max(50, deadline - Date.now()))) return true;
     if (Date.now() >= deadline) return false;
-    await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 10 + Math.random() * 20));
   }
+}
+
+/** timeoutMs, or SWITCH_WAIT_MS when longer and the endpoint's socket file is there (its switch is busy, not gone). */
+function busyTimeout(ofSocket: string, timeoutMs: number): number {
+  const ep = parseEndpoint("ofSocket", ofSocket);
+  return "path" in ep && existsSync(ep.path) ? Math.max(timeoutMs, SWITCH_WAIT_MS) : timeoutMs;
 }
 
 /** True when something (ovs-vswitchd) accepts connections on the OpenFlow endpoint within the timeout. */
