@@ -5,7 +5,8 @@ import { join } from "node:path";
 import { spawnApiServer, type ApiServerProcess } from "./apiserver/process.ts";
 import { createOutsideHost } from "./outside.ts";
 import { killPid } from "./netns.ts";
-import { connectNodes, createNode, pidAlive, REPO_ROOT, sleep, teardownAll, type SimNode } from "./testbed.ts";
+import { connectNodes, createNode, createPod, pidAlive, REPO_ROOT, runPlugin, sleep, teardownAll, type SimNode, type SimPod } from "./testbed.ts";
+import { CNI_PATH, OVSPLANE } from "../integration/common.ts";
 
 /** The agent executable (multi-call link). */
 export const AGENT = join(REPO_ROOT, "dist/bin/ovsplane-agent");
@@ -112,6 +113,32 @@ export class AgentBed {
     const a = { node, child, log, confDir, stateDir, ipamDir: join(dir, `ipam-${node.name}`) };
     this.agents.push(a);
     return a;
+  }
+
+  /**
+   * Nodes a and b in the API (pod ranges 10.244.1.0/24 and 10.244.2.0/24), an agent started on each (extra flags),
+   * each ready with its conflist written.
+   */
+  async startAgents(extra: readonly string[] = []): Promise<void> {
+    await this.api!.upsert("nodes", nodeObj("a", this.A.underlayIP, "10.244.1.0/24"));
+    await this.api!.upsert("nodes", nodeObj("b", this.B.underlayIP, "10.244.2.0/24"));
+    for (const n of [this.A, this.B]) this.startAgent(n, extra);
+    for (const a of this.agents) {
+      await waitFor(`${a.node.name}'s /readyz`, async () => (await agentHttp(a.node, "/readyz")).code === 200, 20_000);
+      await waitFor(`${a.node.name}'s conflist`, () => conflistOf(a));
+    }
+  }
+
+  /** ADD of a new pod on node through its agent's conflist as Pod namespace/name, TX offload off: the pod and its IPv4 address. */
+  async addPod(node: SimNode, namespace: string, name: string): Promise<{ pod: SimPod; ip: string }> {
+    const a = this.agents.find((x) => x.node === node);
+    if (!a) throw new Error(`no agent on node ${node.name}`);
+    const pod = await createPod(name);
+    const args = { IgnoreUnknown: "1", K8S_POD_NAMESPACE: namespace, K8S_POD_NAME: name };
+    const r = await runPlugin({ bin: OVSPLANE, node, command: "ADD", containerID: `ctr-${name}`, netns: pod, args, path: CNI_PATH, config: pluginConfig(a) });
+    if (r.code !== 0) throw new Error(`ADD ${name}: ${r.stdout} ${r.stderr}`);
+    await pod.txOffloadOff();
+    return { pod, ip: String(r.json.ips[0].address).split("/")[0]! };
   }
 
   /** Stops the agents and the API server, tears the nodes down, prints the agents' logs when show, removes the temp dir. */

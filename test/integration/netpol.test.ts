@@ -2,11 +2,11 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { AgentBed, agentHttp, conflistOf, pluginConfig, waitFor, type AgentRun } from "../harness/agentbed.ts";
-import { createPod, runPlugin, sleep, type SimPod } from "../harness/testbed.ts";
+import { AgentBed, agentHttp, waitFor, type AgentRun } from "../harness/agentbed.ts";
+import { sleep, type SimPod } from "../harness/testbed.ts";
 import { readFlows } from "../../lib/node/flows.ts";
 import { cookie, CookieKind, KIND_MASK } from "../../lib/dataplane/pipeline.ts";
-import { BIN_DIR, CNI_PATH, OVSPLANE } from "./common.ts";
+import { BIN_DIR } from "./common.ts";
 import { join } from "node:path";
 import { killPid } from "../harness/netns.ts";
 import { applyKubeProxy } from "../harness/kubeproxy.ts";
@@ -164,22 +164,10 @@ async function upsertPod(p: P): Promise<void> {
 t.before(async () => {
   try {
     await bed.setup([{ metadata: { name: "default" } }, ...Object.entries(NS).map(([name, labels]) => ({ metadata: { name, labels } }))]);
-    await bed.api!.upsert("nodes", { metadata: { name: "a" }, spec: { podCIDR: "10.244.1.0/24", podCIDRs: ["10.244.1.0/24"] }, status: { addresses: [{ type: "InternalIP", address: bed.A.underlayIP }] } });
-    await bed.api!.upsert("nodes", { metadata: { name: "b" }, spec: { podCIDR: "10.244.2.0/24", podCIDRs: ["10.244.2.0/24"] }, status: { addresses: [{ type: "InternalIP", address: bed.B.underlayIP }] } });
-    for (const n of [bed.A, bed.B]) bed.startAgent(n, ["--gc-grace", "3600"]);
-    for (const a of bed.agents) {
-      await waitFor(`${a.node.name}'s /readyz`, async () => (await agentHttp(a.node, "/readyz")).code === 200, 20_000);
-      await waitFor(`${a.node.name}'s conflist`, () => conflistOf(a));
-    }
+    await bed.startAgents(["--gc-grace", "3600"]);
     await Promise.all(PODS.map(async (p) => {
       await upsertPod(p);
-      const a = agentOf(p);
-      p.pod = await createPod(p.name);
-      const args = { IgnoreUnknown: "1", K8S_POD_NAMESPACE: p.ns, K8S_POD_NAME: p.name };
-      const r = await runPlugin({ bin: OVSPLANE, node: a.node, command: "ADD", containerID: `ctr-${p.name}`, netns: p.pod, args, path: CNI_PATH, config: pluginConfig(a) });
-      if (r.code !== 0) throw new Error(`ADD ${p.name}: ${r.stdout} ${r.stderr}`);
-      p.ip = String(r.json.ips[0].address).split("/")[0]!;
-      await p.pod.txOffloadOff();
+      ({ pod: p.pod, ip: p.ip } = await bed.addPod(agentOf(p).node, p.ns, p.name));
       await upsertPod(p);
       servers.push(spawn("ip", ["netns", "exec", p.pod.netns, "python3", "-c", SERVER], { stdio: "ignore" }));
     }));
@@ -315,8 +303,12 @@ t("a label change flips reachability (polled, well within the deadline)", async 
   await setPolicies(set);
   await expectMatrix(set, "before the relabel");
   const c1 = PODS.find((p) => p.name === "c1")!;
+  const flowsBefore = (await policyFlowsA()).join("\n");
   c1.labels = { app: "other" };
+  const t0 = Date.now();
   await upsertPod(c1);
+  await waitFor("A's policy flows to change", async () => (await policyFlowsA()).join("\n") !== flowsBefore, 10_000);
+  console.log(`  relabel: A's policy flows changed ${Date.now() - t0} ms after the Pod update`);
   await expectMatrix(set, "after c1 lost app=client");
   c1.labels = { app: "client" };
   await upsertPod(c1);

@@ -2,10 +2,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { AgentBed, agentHttp, conflistOf, pluginConfig, waitFor } from "../harness/agentbed.ts";
-import { createPod, runPlugin, sleep, type SimNode, type SimPod } from "../harness/testbed.ts";
+import { AgentBed, waitFor } from "../harness/agentbed.ts";
+import { sleep, type SimNode, type SimPod } from "../harness/testbed.ts";
 import { applyKubeProxy, type KubeProxyService } from "../harness/kubeproxy.ts";
-import { CNI_PATH, OVSPLANE } from "./common.ts";
 import { Table } from "../../lib/dataplane/pipeline.ts";
 
 const t = suite("services in OVS");
@@ -95,28 +94,14 @@ async function dnatFlows(n: SimNode, ip: string, count: number): Promise<number>
 t.before(async () => {
   try {
     await bed.setup([{ metadata: { name: "default" } }, { metadata: { name: "iso", labels: { "ovsplane.dev/segment": "7" } } }]);
-    await bed.api!.upsert("nodes", { metadata: { name: "a" }, spec: { podCIDR: "10.244.1.0/24", podCIDRs: ["10.244.1.0/24"] }, status: { addresses: [{ type: "InternalIP", address: bed.A.underlayIP }] } });
-    await bed.api!.upsert("nodes", { metadata: { name: "b" }, spec: { podCIDR: "10.244.2.0/24", podCIDRs: ["10.244.2.0/24"] }, status: { addresses: [{ type: "InternalIP", address: bed.B.underlayIP }] } });
-    for (const n of [bed.A, bed.B]) {
-      await n.exec(["ip", "route", "replace", "default", "via", "198.18.0.254", "dev", n.underlayBridge]);
-      bed.startAgent(n, ["--gc-grace", "3600"]);
-    }
-    for (const a of bed.agents) {
-      await waitFor(`${a.node.name}'s /readyz`, async () => (await agentHttp(a.node, "/readyz")).code === 200, 20_000);
-      await waitFor(`${a.node.name}'s conflist`, () => conflistOf(a));
-    }
+    for (const n of [bed.A, bed.B]) await n.exec(["ip", "route", "replace", "default", "via", "198.18.0.254", "dev", n.underlayBridge]);
+    await bed.startAgents(["--gc-grace", "3600"]);
     await Promise.all(PODS.map(async (p) => {
-      const a = bed.agents.find((x) => x.node === nodeOf(p))!;
       const podObj = (status?: object) => ({
         metadata: { name: p.name, namespace: p.ns, labels: { app: p.name } }, spec: { nodeName: p.node === "A" ? "a" : "b", containers: [{ name: "c", image: "scratch" }] }, ...(status ? { status } : {}),
       });
       await bed.api!.upsert("pods", podObj());
-      p.pod = await createPod(p.name);
-      const args = { IgnoreUnknown: "1", K8S_POD_NAMESPACE: p.ns, K8S_POD_NAME: p.name };
-      const r = await runPlugin({ bin: OVSPLANE, node: a.node, command: "ADD", containerID: `ctr-${p.name}`, netns: p.pod, args, path: CNI_PATH, config: pluginConfig(a) });
-      if (r.code !== 0) throw new Error(`ADD ${p.name}: ${r.stdout} ${r.stderr}`);
-      p.ip = String(r.json.ips[0].address).split("/")[0]!;
-      await p.pod.txOffloadOff();
+      ({ pod: p.pod, ip: p.ip } = await bed.addPod(nodeOf(p), p.ns, p.name));
       await bed.api!.upsert("pods", podObj({ podIP: p.ip, podIPs: [{ ip: p.ip }] }));
       servers.push(spawn("ip", ["netns", "exec", p.pod.netns, "python3", "-c", SERVER, p.name], { stdio: "ignore" }));
     }));
