@@ -115,6 +115,9 @@ export const ipLinks: LinkOps = {
 };
 
 const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
+
+/** The OVSPLANE_TRACE step logged when the netlink edge (and so bun:ffi) starts loading: the tests look for it. */
+export const NETLINK_LOADING = "netlink: loading";
 let chosen: Promise<LinkOps> | undefined;
 
 /**
@@ -122,5 +125,5 @@ let chosen: Promise<LinkOps> | undefined;
  * subprocesses under Node or with OVSPLANE_IP_EXEC=1.
  */
 export function links(): Promise<LinkOps> {
-  return (chosen ??= isBun && !settings.ipExec ? (trace("netlink: loading"), import("./netlink/links.ts").then((m) => (trace("netlink: loaded"), m.netlinkLinks))) : Promise.resolve(ipLinks));
+  return (chosen ??= isBun && !settings.ipExec ? (trace(NETLINK_LOADING), import("./netlink/links.ts").then((m) => (trace("netlink: loaded"), m.netlinkLinks))) : Promise.resolve(ipLinks));
 }

@@ -2,6 +2,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { SPAWN_TRACE } from "../../lib/host/exec.ts";
+import { NETLINK_LOADING } from "../../lib/host/links.ts";
 import { createPod, runPlugin, teardownAll, type PluginResult, type SimNode } from "../harness/testbed.ts";
 import { leaseFiles } from "../harness/fixtures.ts";
 import { CNI_PATH, OVSPLANE, rmTemp, tempDir, twoNodes, type AttachedPod } from "./common.ts";
@@ -62,6 +63,12 @@ test("ADD, CHECK, STATUS, GC and DEL on a warm node start no subprocess; the pod
   const status = await call("STATUS");
   assert.is(status.code, 0, status.stdout + status.stderr);
   assert.equal(spawns(status), [], "STATUS");
+  // STATUS and VERSION do not even load the netlink edge (bun:ffi); ADD did.
+  const version = await call("VERSION");
+  assert.is(version.code, 0, version.stdout + version.stderr);
+  assert.ok(add.stderr.includes(NETLINK_LOADING), add.stderr);
+  assert.not.ok(status.stderr.includes(NETLINK_LOADING), status.stderr);
+  assert.not.ok(version.stderr.includes(NETLINK_LOADING), version.stderr);
 
   // The pod made through netlink works: addresses, routes, TX checksum off (TCP over the userspace datapath).
   assert.ok(await pod.ping(warm.ip), "w2 -> w1");
@@ -84,6 +91,10 @@ test("ADD, CHECK, STATUS, GC and DEL on a warm node start no subprocess; the pod
   assert.is((await pod.exec(["ip", "link", "show", "eth0"], { allowFail: true })).code, 1, "pod end gone");
   assert.not.ok(leaseFiles(dir).includes(ip), "lease gone");
   assert.ok(leaseFiles(dir).includes(warm.ip), "the other pod's lease stays");
+  // DEL again, everything already gone: still success, still no subprocess.
+  const again = await call("DEL", { id: "ctr-w2", netns: pod.netnsPath });
+  assert.is(again.code, 0, again.stdout + again.stderr);
+  assert.equal(spawns(again), [], "DEL again");
 });
 
 test("GC of a crashed ADD's veth (found by its alias) starts no subprocess either", async () => {
