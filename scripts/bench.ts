@@ -105,8 +105,7 @@ async function main(): Promise<void> {
     say(`ovsplane benchmark through libcni (dist/test/cnidriver): ovsplane (Bun-compiled dist/bin/ovsplane, OVS userspace datapath,`);
     say(`in-process ovsplane-ipam) vs Debian's containernetworking-plugins bridge + host-local (Go), on simulated nodes, same run.\n`);
     const node = await createNode({ name: "bench", underlayIP: "198.18.9.1" });
-    const sides = [ours, ref].map((side) => ({ side, conflist: side.conflist(node, join(dir, side.label)), pod: undefined as unknown as SimPod }));
-    for (const s of sides) s.pod = await createPod(`bench-${s.side.label}`);
+    const sides = await Promise.all([ours, ref].map(async (side) => ({ side, conflist: side.conflist(node, join(dir, side.label)), pod: await createPod(`bench-${side.label}`) })));
     const ovs0 = ovsCpuMs(node);
     const [o, r] = await cycles(node, sides);
     const ovsPerCycle = (ovsCpuMs(node) - ovs0) / (CYCLES + 3); // the OVS daemons' CPU over ovsplane's cycles (idle included)
