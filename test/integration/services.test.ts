@@ -11,7 +11,8 @@ const t = suite("services in OVS");
 const bed = new AgentBed();
 const CLUSTER_CIDR = "10.244.0.0/16";
 const PORT = 80, TARGET = 8080;
-const SVC = { local: "10.96.0.10", remote: "10.96.0.11", two: "10.96.0.12", iso: "10.96.0.13", none: "10.96.0.14" } as const;
+const SVC = { local: "10.96.0.10", remote: "10.96.0.11", two: "10.96.0.12", iso: "10.96.0.13", none: "10.96.0.14", dns: "10.96.0.15" } as const;
+const DNS = 53, DNS_TARGET = 5353;
 
 interface P { ns: string; name: string; node: "A" | "B"; ip?: string; pod?: SimPod }
 const PODS: P[] = [
@@ -23,9 +24,14 @@ const PODS: P[] = [
 const pod = (n: string) => PODS.find((p) => p.name === n)!;
 const nodeOf = (p: P): SimNode => (p.node === "A" ? bed.A : bed.B);
 
-// Each pod serves TCP 8080: "<its name> <the peer address it saw>".
+// Each pod serves TCP 8080 and UDP 5353: "<its name> <the peer address it saw>".
 const SERVER = `
 import socket, sys, threading
+def udp():
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("0.0.0.0", ${DNS_TARGET}))
+    while True:
+        d, a = u.recvfrom(64); u.sendto(f"{sys.argv[1]} {a[0]}".encode(), a)
+threading.Thread(target=udp, daemon=True).start()
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("0.0.0.0", ${TARGET})); s.listen(128)
 def serve(c, a):
     try: c.sendall(f"{sys.argv[1]} {a[0]}\\n".encode())
@@ -45,6 +51,19 @@ for _ in range(int(sys.argv[3])):
 print(json.dumps(out))
 `;
 
+// n UDP exchanges, each from a new socket (a new connection to conntrack): the replies (or "error: <reason>").
+const UDP_CLIENT = `
+import json, socket, sys
+out = []
+for _ in range(int(sys.argv[3])):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+        c.settimeout(1.5)
+        try:
+            c.sendto(b"q", (sys.argv[1], int(sys.argv[2]))); out.append(c.recvfrom(64)[0].decode())
+        except Exception as e: out.append(f"error: {type(e).__name__}")
+print(json.dumps(out))
+`;
+
 const servers: ChildProcess[] = [];
 
 /** n connections from a pod to ip:PORT: each reply as [server, the address it saw], or the error. */
@@ -54,15 +73,16 @@ async function connect(from: string, ip: string, n = 1): Promise<string[]> {
 }
 
 /** The Service object and its EndpointSlice (ready endpoints: ready true; others ready false). */
-async function upsertService(name: string, clusterIP: string, ready: readonly string[], notReady: readonly string[] = [], ns = "default"): Promise<void> {
+async function upsertService(name: string, clusterIP: string, ready: readonly string[], notReady: readonly string[] = [], ns = "default", protocol = "TCP"): Promise<void> {
+  const [port, target, portName] = protocol === "UDP" ? [DNS, DNS_TARGET, "dns"] : [PORT, TARGET, "http"];
   await bed.api!.upsert("services", {
     apiVersion: "v1", kind: "Service", metadata: { name, namespace: ns },
-    spec: { type: "ClusterIP", clusterIP, clusterIPs: [clusterIP], ports: [{ name: "http", protocol: "TCP", port: PORT, targetPort: TARGET }] },
+    spec: { type: "ClusterIP", clusterIP, clusterIPs: [clusterIP], ports: [{ name: portName, protocol, port, targetPort: target }] },
   });
   const ep = (n: string, r: boolean) => ({ addresses: [pod(n).ip!], conditions: { ready: r }, targetRef: { kind: "Pod", namespace: pod(n).ns, name: n } });
   await bed.api!.upsert("endpointslices", {
     apiVersion: "discovery.k8s.io/v1", kind: "EndpointSlice", metadata: { name: `${name}-abc`, namespace: ns, labels: { "kubernetes.io/service-name": name } },
-    addressType: "IPv4", ports: [{ name: "http", protocol: "TCP", port: TARGET }],
+    addressType: "IPv4", ports: [{ name: portName, protocol, port: target }],
     endpoints: [...ready.map((n) => ep(n, true)), ...notReady.map((n) => ep(n, false))],
   });
 }
@@ -110,6 +130,7 @@ t.before(async () => {
     await upsertService("two", SVC.two, ["a2", "b1"]);
     await upsertService("iso", SVC.iso, ["x1"], [], "iso");
     await upsertService("none", SVC.none, [], ["a2"]);
+    await upsertService("dns", SVC.dns, ["a2", "b1"], [], "default", "UDP");
     await kubeProxy([["local", SVC.local, ["a2"]], ["remote", SVC.remote, ["b1"]], ["two", SVC.two, ["a2", "b1"]], ["iso", SVC.iso, ["x1"], "iso"], ["none", SVC.none, []]]);
     await dnatFlows(bed.A, SVC.two, 2);
     // Warm the tunnel neighbours (the userspace datapath drops the first packet to a new one); not asserted here.
@@ -142,6 +163,12 @@ t("two endpoints, one per node: both get connections over several tries", async 
   const got = await connect("a1", SVC.two, 24);
   const by = new Set(got);
   assert.equal([...by].sort(), [`a2 ${pod("a1").ip}`, `b1 ${pod("a1").ip}`], got.join(", "));
+});
+
+t("UDP (a DNS-like Service on 53 -> 5353, endpoints on both nodes, in OVS only): each exchange answered by one of them, the server sees a1", async () => {
+  const r = await pod("a1").pod!.exec(["python3", "-c", UDP_CLIENT, SVC.dns, String(DNS), "16"], { timeoutMs: 60_000 });
+  const got = JSON.parse(r.stdout) as string[];
+  assert.equal([...new Set(got)].sort(), [`a2 ${pod("a1").ip}`, `b1 ${pod("a1").ip}`], got.join(", "));
 });
 
 t("a Service whose endpoint is in another segment stays refused (in OVS and on the node)", async () => {
