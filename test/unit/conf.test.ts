@@ -133,10 +133,10 @@ test("the agent container: NODE_NAME from spec.nodeName, host network, probes on
   assert.ok(c.securityContext?.capabilities?.add?.includes("NET_ADMIN") || c.securityContext?.privileged, "may change routes and iptables");
 });
 
-test("the RBAC grants exactly get/list/watch on nodes, namespaces, pods and networkpolicies", () => {
+test("the RBAC grants exactly get/list/watch on nodes, namespaces, pods, services, networkpolicies and endpointslices", () => {
   const rules = byKind("ClusterRole")[0].rules as { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[]; nonResourceURLs?: string[] }[];
   const grants = new Set(rules.flatMap((r) => r.apiGroups.flatMap((g) => r.resources.flatMap((res) => r.verbs.map((v) => `${g}/${res}/${v}`)))));
-  const want = new Set(["/nodes", "/namespaces", "/pods", "networking.k8s.io/networkpolicies"].flatMap((res) => ["get", "list", "watch"].map((v) => `${res}/${v}`)));
+  const want = new Set(["/nodes", "/namespaces", "/pods", "/services", "networking.k8s.io/networkpolicies", "discovery.k8s.io/endpointslices"].flatMap((res) => ["get", "list", "watch"].map((v) => `${res}/${v}`)));
   assert.equal([...grants].sort(), [...want].sort());
   for (const r of rules) assert.not.ok(r.resourceNames || r.nonResourceURLs, "no other kind of rule");
   const binding = byKind("ClusterRoleBinding")[0];
