@@ -11,7 +11,7 @@ import type { CniRequest } from "../cni/types.ts";
 import { parseConfig, type OvsplaneConfig } from "./config.ts";
 import { delegateIpam } from "./delegate.ts";
 import { attachmentId, hostVethName, networkId } from "../dataplane/names.ts";
-import { bridgeIds, deletePorts, findPort, listPorts, setBridgeId, type TaggedPort } from "../node/bridge.ts";
+import { bridgeIds, deletePorts, listPorts, setBridgeId, type TaggedPort } from "../node/bridge.ts";
 import { flowsKey } from "./staticflows.ts";
 import { OVS_TIMEOUT_MS, withLock } from "../node/lock.ts";
 import { calls } from "./calllog.ts";
@@ -23,7 +23,8 @@ export async function deleteVeth(name: string): Promise<void> {
 
 /**
  * Removes ports of this network and their pods' flows, and the flow of every segment they leave
- * empty (told by the remaining ports' tags of every network; no flow dump). With `network` (GC), when
+ * empty (told by the remaining ports' tags of every network; no flow dump). The ports are given, or
+ * picked from that listing (DEL: no round trip of its own to find its port). With `network` (GC), when
  * no pod of the network is left on the node its network flows and host state go too (and the raw
  * guard with the node's last ovsplane pod); DEL leaves them for the node's own traffic and the next pod.
  * Runs under the node lock so a concurrent ADD cannot lose what it needs.
@@ -31,13 +32,15 @@ export async function deleteVeth(name: string): Promise<void> {
 export async function removeAttachments(
   client: OvsdbClient,
   cfg: OvsplaneConfig,
-  gone: readonly TaggedPort[],
+  which: readonly TaggedPort[] | ((ports: readonly TaggedPort[]) => TaggedPort[]),
   podIds: readonly bigint[],
   opts: { network?: boolean } = {},
 ): Promise<void> {
   await withLock(client, cfg.bridge, async () => {
+    const ports = await listPorts(client);
+    const gone = typeof which === "function" ? which(ports) : which;
     const goneIds = new Set(gone.map((p) => p.uuid));
-    const left = (await listPorts(client)).filter((p) => !goneIds.has(p.uuid));
+    const left = ports.filter((p) => !goneIds.has(p.uuid));
     const remaining = new Set(left.flatMap((p) => (p.attachment ? [p.attachment.segment] : [])));
     const ops: FlowOp[] = podIds.map((id) => ({ op: "delete", cookie: podCookie(id), mask: EXACT_MASK }));
     for (const seg of new Set(gone.flatMap((p) => (p.attachment ? [p.attachment.segment] : [])))) {
@@ -88,8 +91,7 @@ export async function del(req: CniRequest): Promise<void> {
   try {
     client = await connect(cfg.ovsdbSocket, { timeoutMs: OVS_TIMEOUT_MS });
     trace("OVSDB connected");
-    const port = await findPort(client, hostName);
-    const ours = port && port.network === cfg.name ? [port] : [];
+    const ours = (ports: readonly TaggedPort[]) => ports.filter((p) => p.name === hostName && p.network === cfg.name);
     await removeAttachments(client, cfg, ours, [attachmentId(cfg.name, req.containerID, req.ifname)]);
   } catch (e) {
     if (e instanceof CniError && e.code === Code.TryAgainLater) ovsDown = e;
