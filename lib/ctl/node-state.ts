@@ -216,7 +216,7 @@ export function readPolicyReport(cfg: OvsplaneConfig): PolicyReport | undefined 
 }
 
 /** Names of the kinds of flow owners, as CookieKind numbers them ("unknown" for a kind we do not know). */
-export const OWNER_KINDS = ["node", "segment", "peer", "pod", "gateway", "route", "global", "policy", "unknown"] as const;
+export const OWNER_KINDS = ["node", "segment", "peer", "pod", "gateway", "route", "global", "policy", "service", "unknown"] as const;
 /** One of OWNER_KINDS. */
 export type OwnerKind = (typeof OWNER_KINDS)[number];
 
@@ -298,6 +298,8 @@ export function flowOwner(cookie: bigint, ctx: OwnerContext): FlowOwner {
       if (role === 1n) return { kind: "policy", key: `policy/${hex}`, name: `policy ${ctx.policies?.[hex] ?? `#${low.toString(16)}`} (verdicts)` };
       return { kind: "policy", key: "policy/shared", name: "policy rules' shared conjunctive clauses" };
     }
+    case CookieKind.Service:
+      return { kind: "service", key: `service/${c.id.toString(16)}`, name: `Service #${c.id.toString(16)} (hash of namespace/name: dataplane/services.ts serviceId)` };
     default:
       return { kind: "unknown", key: `cookie/${hex}`, name: `unknown kind ${c.kind} (cookie ${hex})` };
   }

@@ -78,7 +78,8 @@ t("flowOwner names every kind of cookie", () => {
   assert.equal(flowOwner(cookie(7, (netId << 32n) | 300n), ctx).name, "global segment 300 (network podnet)");
   assert.equal(flowOwner(cookie(4, 0xabcn), ctx).name, "pod without a port (id abc)");
   assert.is(flowOwner(0x1234n, ctx).kind, "unknown");
-  assert.is(flowOwner((COOKIE_MAGIC << 48n) | (9n << 40n), ctx).kind, "unknown");
+  assert.is(flowOwner((COOKIE_MAGIC << 48n) | (9n << 40n) | 0xabcn, ctx).name, "Service #abc (hash of namespace/name: dataplane/services.ts serviceId)");
+  assert.is(flowOwner((COOKIE_MAGIC << 48n) | (0x7fn << 40n), ctx).kind, "unknown");
   // a route of a network not in the conf dir: its id, and no range
   assert.is(flowOwner(cookie(6, (0x5n << 32n) | 0xc6120002n), { ports: [], networks: [] }).name, "route via 198.18.0.2 (network #5)");
 });
