@@ -110,8 +110,9 @@ export async function reconcileOvs(input: OvsInput, conns: OvsConnections): Prom
       }
       trace(`node-wide flows diffed (${incremental ? `${changed!.size} peers changed` : "all"}): ${incremental ? nodeOps.length : full.changes} changes`);
       const podOps = podFlowOps(pod, dedupe(wantPods));
-      // Policy flows: read back when they changed or on a full reconcile (a restart's replay), in the same bundle.
-      const policyOps = policy && (policy.changed || !incremental) ? diffFlows(await sw.read(POLICY_SCOPE), policy.flows) : [];
+      // Policy flows, in the same bundle: on a full reconcile (a restart's replay) diffed against the bridge's, read
+      // back; when only they changed, against those last written.
+      const policyOps = policy && (policy.changed || !incremental) ? diffFlows(incremental && policy.previous ? policy.previous : await sw.read(POLICY_SCOPE), policy.flows) : [];
       const serviceOps = services && (services.changed || !incremental) ? diffFlows(await sw.read(SERVICE_SCOPE), services.flows) : [];
       await sw.apply([...nodeOps, ...podOps, ...policyOps, ...serviceOps]);
       policy?.applied();

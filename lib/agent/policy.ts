@@ -4,6 +4,7 @@ import { ipv4Of } from "../dataplane/attachment.ts";
 import { cookie, CookieKind, KIND_MASK } from "../dataplane/pipeline.ts";
 import type { CookieFilter } from "../dataplane/model.ts";
 import type { Flow } from "../ovs/flow.ts";
+import { trace } from "../host/exec.ts";
 import { compilePolicies, type LocalPod, type PolicyFlows } from "../policy/compile.ts";
 import type { LabelSelector, NamedPort, NamespaceInfo, PodInfo, Policy, PolicyPeer, PolicyPort, PolicyProtocol, PolicyRule } from "../policy/model.ts";
 import type { PodPort } from "./model.ts";
@@ -112,6 +113,8 @@ export interface PolicyWant {
   flows: Flow[];
   compiled: PolicyFlows;
   changed: boolean;
+  /** The flows last written (an incremental reconcile diffs against them instead of reading the bridge's back). */
+  previous?: readonly Flow[];
   applied(): void;
 }
 
@@ -124,6 +127,7 @@ export class PolicyCompiler {
   /** The informers' generation, namespaces and local ports the last key was computed from (a Node event skips the rest). */
   private quick?: { gen: number; rest: string; key: string };
   private appliedKey?: string;
+  private appliedFlows?: readonly Flow[];
   /** The network and pod ports of the last compile (for the counters' pod names). */
   private seen?: { network: string; ports: readonly PodPort[] };
 
@@ -144,16 +148,21 @@ export class PolicyCompiler {
       const policies = w.policies.list().map(policyOf);
       const pods = w.pods.list().map(podInfoOf);
       key = JSON.stringify([policies, pods, rest]);
-      if (this.last?.key !== key) this.last = { key, out: compilePolicies({ policies, pods, namespaces: ns, local }) };
+      trace(`policy inputs keyed (${policies.length} policies, ${pods.length} pods)`);
+      if (this.last?.key !== key) {
+        this.last = { key, out: compilePolicies({ policies, pods, namespaces: ns, local }) };
+        trace(`policy flows compiled (${this.last.out.flows.length})`);
+      }
       this.quick = { gen: w.generation, rest, key };
     }
     const out = this.last!.out;
     const applied = () => {
       if (this.appliedKey === key) return;
       this.appliedKey = key;
+      this.appliedFlows = out.flows;
       if (this.stateDir) writeAtomic(join(this.stateDir, POLICIES_FILE), JSON.stringify(policyReport(out), null, 1) + "\n");
     };
-    return { flows: out.flows, compiled: out, changed: this.appliedKey !== key, applied };
+    return { flows: out.flows, compiled: out, changed: this.appliedKey !== key, ...(this.appliedFlows ? { previous: this.appliedFlows } : {}), applied };
   }
 
   /** The last compiled flows with the network and pod ports they were compiled for, if any. */
@@ -164,6 +173,7 @@ export class PolicyCompiler {
   /** Forgets what was written (the next reconcile reads the bridge's policy flows back). */
   reset(): void {
     this.appliedKey = undefined;
+    this.appliedFlows = undefined;
   }
 }
 
