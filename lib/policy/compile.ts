@@ -180,8 +180,11 @@ function assignIds(groups: readonly Group[]): Map<string, number> {
  * flow per item, shared by every rule that names it), so flows grow with the sum of the sets.
  */
 export function compilePolicies(input: PolicyInput): PolicyFlows {
-  const cluster: Cluster = { pods: input.pods, byNs: podsByNamespace(input.pods), nsLabels: new Map(input.namespaces.map((n) => [n.name, n.labels])) };
-  const podByKey = new Map(input.pods.map((x) => [`${x.namespace}/${x.name}`, x]));
+  // A local pod is a peer by its attachment's address (the API may not report it yet).
+  const localIp = new Map(input.local.map((l) => [`${l.namespace}/${l.name}`, l.ip]));
+  const pods = localIp.size ? input.pods.map((x) => (localIp.has(`${x.namespace}/${x.name}`) && localIp.get(`${x.namespace}/${x.name}`) !== x.ip ? { ...x, ip: localIp.get(`${x.namespace}/${x.name}`)! } : x)) : input.pods;
+  const cluster: Cluster = { pods, byNs: podsByNamespace(pods), nsLabels: new Map(input.namespaces.map((n) => [n.name, n.labels])) };
+  const podByKey = new Map(pods.map((x) => [`${x.namespace}/${x.name}`, x]));
   const local = input.local.filter((l) => l.ofport > 0).map((l) => ({ ...l, pod: podByKey.get(`${l.namespace}/${l.name}`) })).filter((l) => l.pod);
   const policies = [...input.policies].sort((a, b) => (`${a.namespace}/${a.name}` < `${b.namespace}/${b.name}` ? -1 : 1));
   const selected = new Map<string, string[]>();

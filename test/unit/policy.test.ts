@@ -145,6 +145,13 @@ test("shared clause flows carry every rule that names them; a rule with neither 
   assert.equal(all.rules, [{ conjId: 0, policy: "a/open", direction: "Ingress", rule: 0 }]);
 });
 
+test("a local pod is a peer by its attachment's address before the API reports one", () => {
+  const noIp = pods.map((p) => (p.name === "a2" ? { ...p, ip: undefined } : p));
+  const pol: Policy = { namespace: "a", name: "p", podSelector: { matchLabels: { app: "web" } }, ingress: [{ peers: [{ podSelector: { matchLabels: { app: "db" } } }] }] };
+  const out = compilePolicies({ policies: [pol], pods: noIp, namespaces, local });
+  assert.ok(out.flows.some((f) => renderFlow(f).includes("nw_src=10.244.1.12")), "a2's attachment address");
+});
+
 test("a pod no policy selects has no policy flow; a policy selecting no local pod compiles to nothing", () => {
   const out = compilePolicies({ policies: [{ namespace: "b", name: "x", podSelector: {}, ingress: [] }], pods, namespaces, local });
   assert.equal(out.flows, []);
