@@ -84,7 +84,9 @@ export async function del(req: CniRequest): Promise<void> {
   let ovsDown: CniError | undefined;
   let client: OvsdbClient | undefined;
   // The kernel takes 13–35 ms to delete a veth: it does so (off this thread, see LinkOps.deleteLink)
-  // while OVS is being cleaned and the address released.
+  // while OVS is being cleaned and the address released. The link edge is loaded first (~0.6 ms), so the
+  // deletion starts at once rather than after the OVSDB connection's first events (~2 ms sooner done).
+  await links().catch(() => undefined); // a failure is the veth part's, below
   const veth = deleteVeth(hostName).catch((e) => errors.push(partFailed("veth", e)));
   trace("DEL config parsed");
   calls.step("OVS");
