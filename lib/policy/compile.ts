@@ -130,7 +130,13 @@ function ruleGroup(p: Policy, d: Direction, index: number, rule: PolicyRule, tar
   const blocks: string[] = [];
   for (const peer of rule.peers ?? []) {
     if (peer.ipBlock) blocks.push(...ipBlockPrefixes(peer.ipBlock.cidr, peer.ipBlock.except));
-    else podPeers.push(...peerPods(peer, p.namespace, cluster.byNs, cluster.nsLabels).filter((x) => x.ip));
+    else {
+      // Policies often name the same peers: resolved once per compile.
+      const k = `${peer.namespaceSelector ? "" : p.namespace}|${JSON.stringify(peer)}`;
+      let got = cluster.peers.get(k);
+      if (!got) cluster.peers.set(k, (got = peerPods(peer, p.namespace, cluster.byNs, cluster.nsLabels).filter((x) => x.ip)));
+      podPeers.push(...got);
+    }
   }
   const addr = (cidr: string): Item => ({ k: `a${cidr}`, m: () => D.peer(cidr) });
   const target = (port: number): Item => ({ k: `t${port}`, m: () => D.target(port) });
@@ -156,6 +162,8 @@ function ruleGroup(p: Policy, d: Direction, index: number, rule: PolicyRule, tar
 
 interface Cluster {
   pods: readonly PodInfo[];
+  /** Peers already resolved in this compile, by namespace and peer. */
+  peers: Map<string, PodInfo[]>;
   byNs: ReadonlyMap<string, readonly PodInfo[]>;
   nsLabels: ReadonlyMap<string, Readonly<Record<string, string>>>;
 }
@@ -183,7 +191,7 @@ export function compilePolicies(input: PolicyInput): PolicyFlows {
   // A local pod is a peer by its attachment's address (the API may not report it yet).
   const localIp = new Map(input.local.map((l) => [`${l.namespace}/${l.name}`, l.ip]));
   const pods = localIp.size ? input.pods.map((x) => (localIp.has(`${x.namespace}/${x.name}`) && localIp.get(`${x.namespace}/${x.name}`) !== x.ip ? { ...x, ip: localIp.get(`${x.namespace}/${x.name}`)! } : x)) : input.pods;
-  const cluster: Cluster = { pods, byNs: podsByNamespace(pods), nsLabels: new Map(input.namespaces.map((n) => [n.name, n.labels])) };
+  const cluster: Cluster = { pods, peers: new Map(), byNs: podsByNamespace(pods), nsLabels: new Map(input.namespaces.map((n) => [n.name, n.labels])) };
   const podByKey = new Map(pods.map((x) => [`${x.namespace}/${x.name}`, x]));
   const local = input.local.filter((l) => l.ofport > 0).map((l) => ({ ...l, pod: podByKey.get(`${l.namespace}/${l.name}`) })).filter((l) => l.pod);
   const policies = [...input.policies].sort((a, b) => (`${a.namespace}/${a.name}` < `${b.namespace}/${b.name}` ? -1 : 1));
