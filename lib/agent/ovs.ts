@@ -8,7 +8,8 @@ import type { HostSpec } from "../dataplane/hoststate.ts";
 import { flowKey, type Flow, type FlowOp } from "../ovs/flow.ts";
 import { trace } from "../host/exec.ts";
 import { setToArray, type OvsdbClient } from "../ovs/ovsdb.ts";
-import { bridgeIds, ensureNode, listPorts } from "../node/bridge.ts";
+import { bridgeIds, ensureNode, listPorts, setBridgeId } from "../node/bridge.ts";
+import { flowsKey } from "../plugin/staticflows.ts";
 import { readFlows, type Switch } from "../node/flows.ts";
 import { applyHostState, hostKey, isApplied } from "../node/host.ts";
 import { OVS_TIMEOUT_MS, withLock } from "../node/lock.ts";
@@ -123,6 +124,8 @@ export async function reconcileOvs(input: OvsInput, conns: OvsConnections): Prom
     });
     let hostApplied = false;
     const ids = await bridgeIds(c, cfg.bridge);
+    // A static ADD trusts its fingerprint of the node-wide flows; the agent's flows are not the ones it recorded.
+    if (ids[flowsKey(cfg.name)] !== undefined) await setBridgeId(c, cfg.bridge, flowsKey(cfg.name), undefined);
     if (!isApplied(spec, ids)) {
       await applyHostState(c, cfg.bridge, spec, ids[hostKey(cfg.name)]);
       hostApplied = true;

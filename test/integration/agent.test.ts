@@ -107,13 +107,16 @@ t("/metrics answers with the agent's metrics", async () => {
   assert.is(ready.code, 200);
 });
 
-t("after del-flows on A's bridge the node-wide flows are back within 2 s", async () => {
+t("after del-flows on A's bridge the node-wide flows are back within 2 s (and a static ADD's fingerprint of them is dropped)", async () => {
+  // A fingerprint left by a static-mode ADD must not outlive the agent's own writing of the node-wide flows.
+  await A.vsctl("br-set-external-id", "br-int", "ovsplane-flows-podnet", "stale");
   await A.ofctl("del-flows", "br-int");
   const t0 = Date.now();
   assert.is((await readFlows(A.ofSocket("br-int"), [{ cookie: NODE_COOKIE, mask: EXACT_MASK }])).length, 0);
   await waitFor("node flows back", async () =>
     (await readFlows(A.ofSocket("br-int"), [{ cookie: NODE_COOKIE, mask: EXACT_MASK }])).length > 0 && (await peerFlows(A, B.underlayIP)).length >= 2, 2000);
   console.log(`  flows back ${Date.now() - t0} ms after del-flows`);
+  await waitFor("the static fingerprint gone", async () => !(await A.vsctl("br-get-external-id", "br-int")).includes("ovsplane-flows-podnet"), 2000);
 });
 
 t("after an API server outage the informers are restarted and the agent converges", async () => {
