@@ -7,6 +7,7 @@ import {
   ipBlockPrefixes, peerPods, policySelects, policyTypes, rangeMasks, resolvePort, selects, type NamespaceInfo, type PodInfo, type Policy,
 } from "../../lib/policy/model.ts";
 import { compilePolicies, fnv32, policyCookie, type LocalPod } from "../../lib/policy/compile.ts";
+import { describeRule, parsePolicyReport, policyReport, policyRows } from "../../lib/policy/report.ts";
 import { parseCookie, CookieKind, PolicyPriority, Table } from "../../lib/dataplane/pipeline.ts";
 import { renderFlow, type Flow } from "../../lib/ovs/flow.ts";
 import { encodeInstructions, encodeMatch } from "../../lib/ovs/oxm.ts";
@@ -166,6 +167,27 @@ test("egress named ports resolve on each destination pod, in one conjunction", (
   assert.equal(dsts.map((f) => f.replace(/ actions=.*/, "").replace(/.*cookie=0x[0-9a-f]+,/, "")), [
     "ip,nw_dst=10.244.1.11,nw_proto=6,tcp_dst=80", "ip,nw_dst=10.244.1.12,nw_proto=6,tcp_dst=8080",
   ], "http=80 on a1, http=8080 on a2; b1 and c1 have no TCP http");
+});
+
+test("report and rows: selection, rules by conj_id, allowed per policy and denied per pod from the counters", () => {
+  const out = compilePolicies({ policies: POLICIES, pods, namespaces, local });
+  const report = parsePolicyReport(JSON.stringify(policyReport(out)))!;
+  assert.equal(report.selected, { "a/a1": ["a/out", "a/web"], "a/a2": ["a/db", "a/out"] });
+  assert.is(report.cookies[`0x${policyCookie("a", "web").toString(16)}`], "a/web");
+  const web = report.rules.find((r) => r.policy === "a/web")!;
+  assert.is(describeRule(web), "a/web ingress rule 0");
+  // counters: 7 packets through web's verdict flow, 3 dropped by a1's ingress isolation
+  const entries = out.flows.map((flow) => ({
+    flow,
+    stats: { packets: flow.cookie === policyCookie("a", "web") ? 7n : flow.table === Table.IngressRule && flow.priority === PolicyPriority.Default && flow.match.reg2?.value === 5n ? 3n : 0n, bytes: 0n, durationSec: 0 },
+  }));
+  const ports = local.map((l) => ({ ofport: l.ofport, attachment: { network: "podnet", podNamespace: l.namespace, podName: l.name } }));
+  const rows = policyRows("podnet", report, ports, entries);
+  const a1 = rows.pods.find((p) => p.pod === "a/a1")!;
+  assert.equal(a1.isolated, { ingress: true, egress: true });
+  assert.equal(a1.denied, { ingress: 3, egress: 0 });
+  assert.is(rows.policies.find((p) => p.policy === "a/web")!.allowed, 7);
+  assert.is(parsePolicyReport("{}"), undefined);
 });
 
 test.run();
