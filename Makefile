@@ -47,6 +47,7 @@ bench: build
 	node_modules/.bin/tsx scripts/bench.ts
 	node_modules/.bin/tsx scripts/bench-agent.ts
 	node_modules/.bin/tsx scripts/bench-throughput.ts
+	node_modules/.bin/tsx scripts/bench-policy.ts
 
 demo: build
 	node_modules/.bin/tsx scripts/demo.ts
