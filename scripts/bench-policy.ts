@@ -5,7 +5,7 @@ import { AgentBed, NET } from "../test/harness/agentbed.ts";
 import { readFlows } from "../lib/node/flows.ts";
 import { cookie, CookieKind, KIND_MASK } from "../lib/dataplane/pipeline.ts";
 import { encodeTags } from "../lib/dataplane/attachment.ts";
-import { renderFlow } from "../lib/ovs/flow.ts";
+import { renderFlow } from "../lib/ovs/flow-text.ts";
 
 const PODS = Number(process.env.BENCH_PODS ?? 1000);
 const LOCAL = Number(process.env.BENCH_LOCAL_PODS ?? 100);

@@ -5,7 +5,8 @@ import { CookieKind, cookie, EXACT_MASK, KIND_MASK, NODE_COOKIE, peerCookie, rou
 import { networkId } from "../dataplane/names.ts";
 import { parseIp } from "../net/ip.ts";
 import type { HostSpec } from "../dataplane/hoststate.ts";
-import { flowKey, type Flow, type FlowOp } from "../ovs/flow.ts";
+import { type Flow, type FlowOp } from "../ovs/flow.ts";
+import { flowKey } from "../ovs/flow-text.ts";
 import { trace } from "../host/exec.ts";
 import { setToArray, type OvsdbClient } from "../ovs/ovsdb.ts";
 import { bridgeIds, ensureNode, listPorts, setBridgeId } from "../node/bridge.ts";

@@ -9,7 +9,7 @@ import { parseConfig, type OvsplaneConfig } from "../plugin/config.ts";
 import { connect, setToArray } from "../ovs/ovsdb.ts";
 import { OpenFlowConnection } from "../ovs/openflow-conn.ts";
 import type { FlowEntry } from "../ovs/openflow.ts";
-import { flowKey, renderFlow } from "../ovs/flow.ts";
+import { flowKey, renderFlow } from "../ovs/flow-text.ts";
 import { listPorts, findPort, type TaggedPort } from "../node/bridge.ts";
 import { MAGIC_MASK, COOKIE_MAGIC, CookieKind, parseCookie } from "../dataplane/pipeline.ts";
 import { ipv4Of, PortRole, Tag, type Attachment } from "../dataplane/attachment.ts";

@@ -1,6 +1,7 @@
 // The node model and the node-wide flows it implies; differences between flows read back and flows wanted.
 import { createHash } from "node:crypto";
-import { flowKey, formatValue, renderActions, type Flow, type FlowOp } from "../ovs/flow.ts";
+import { formatValue, type Flow, type FlowOp } from "../ovs/flow.ts";
+import { flowKey, renderActions } from "../ovs/flow-text.ts";
 import { gatewayFlows, globalFlows, nodeFlows, peerFlows, routeFlows, type NodePorts, type PeerFlowSpec } from "./builders.ts";
 import { CookieKind, EXACT_MASK, KIND_MASK, NETWORK_KIND_MASK, NODE_COOKIE, cookie, gatewayCookie, parseCookie } from "./pipeline.ts";
 import { networkId } from "./names.ts";

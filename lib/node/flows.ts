@@ -2,7 +2,8 @@
 import { existsSync } from "node:fs";
 import { createConnection } from "node:net";
 import { parseEndpoint } from "../ovs/endpoint.ts";
-import { renderBundle, type Flow, type FlowOp } from "../ovs/flow.ts";
+import { type Flow, type FlowOp } from "../ovs/flow.ts";
+import { renderBundle } from "../ovs/flow-text.ts";
 import { OpenFlowConnection } from "../ovs/openflow-conn.ts";
 import { run, trace } from "../host/exec.ts";
 import { CniError, Code } from "../cni/errors.ts";

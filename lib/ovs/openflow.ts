@@ -1,6 +1,7 @@
 // OpenFlow 1.4 messages we send and read: header, hello, flow mods, bundles, flow stats, errors (openflow-conn.ts talks).
 import { messageOf } from "../cni/errors.ts";
-import { hex, renderFlow, type Flow, type FlowOp, type FlowStats } from "./flow.ts";
+import { type Flow, type FlowOp, type FlowStats } from "./flow.ts";
+import { hex, renderFlow } from "./flow-text.ts";
 import { encodeInstructions, encodeMatch, NX_VENDOR_ID } from "./oxm.ts";
 import { decodeInstructions, decodeMatch } from "./oxm-decode.ts";
 

@@ -4,7 +4,7 @@ import { links } from "../host/links.ts";
 import { netnsExists } from "../host/netns.ts";
 import { connect, waitForCurCfg } from "../ovs/ovsdb.ts";
 import { ofSocketAlive, readFlows } from "../node/flows.ts";
-import { flowKey, renderFlow } from "../ovs/flow.ts";
+import { flowKey, renderFlow } from "../ovs/flow-text.ts";
 import { podFlows, segmentFlows, type PodFlowSpec } from "../dataplane/builders.ts";
 import { ipv4Of } from "../dataplane/attachment.ts";
 import { EXACT_MASK, podCookie, segmentCookie } from "../dataplane/pipeline.ts";

@@ -1,5 +1,6 @@
 // NetworkPolicy to OpenFlow, pure: the policy flows of one node's pods, one conjunctive match per rule (peers x pods x ports as a sum).
-import { act, flowKey, IpProto, on, match, type Action, type ConjunctionAction, type Flow, type Match } from "../ovs/flow.ts";
+import { act, IpProto, on, match, type Action, type ConjunctionAction, type Flow, type Match } from "../ovs/flow.ts";
+import { flowKey } from "../ovs/flow-text.ts";
 import { cookie, CookieKind, CT_ZONE, PolicyFlag, PolicyPriority, Reg, Table } from "../dataplane/pipeline.ts";
 import {
   hasNamedPort, ipBlockPrefixes, peerPods, podsByNamespace, policySelects, policyTypes, rangeMasks, resolvePort, rulesOf, type Direction, type NamespaceInfo, type PodInfo, type Policy, type PolicyRule, type PortRange,

@@ -1,5 +1,5 @@
 // What the agent reports of the node's policies (policies.json in its state dir; the counters of its flows) for ovsplanectl and /metrics: who selects which pod, which cookie and conj_id is which policy rule.
-import { hex } from "../ovs/flow.ts";
+import { hex } from "../ovs/flow-text.ts";
 import type { FlowEntry } from "../ovs/openflow.ts";
 import { CookieKind, parseCookie, PolicyPriority, Table } from "../dataplane/pipeline.ts";
 import { policyCookie, type PolicyFlows, type RuleRef } from "./compile.ts";

@@ -10,7 +10,7 @@ import { BIN_DIR } from "./common.ts";
 import { join } from "node:path";
 import { killPid } from "../harness/netns.ts";
 import { applyKubeProxy } from "../harness/kubeproxy.ts";
-import { renderFlow } from "../../lib/ovs/flow.ts";
+import { renderFlow } from "../../lib/ovs/flow-text.ts";
 
 const t = suite("networkpolicy truth table");
 const bed = new AgentBed();

@@ -9,7 +9,8 @@ import {
   routeCookie, segmentCookie, Table,
 } from "../../lib/dataplane/pipeline.ts";
 import { desiredNodeFlows, diffFlows, networkReconcile, slicedNodeDiff, type NodeModel } from "../../lib/dataplane/model.ts";
-import { flowKey, hex, ipv4, renderBundle, renderFlow, type Flow, type FlowOp } from "../../lib/ovs/flow.ts";
+import { ipv4, type Flow, type FlowOp } from "../../lib/ovs/flow.ts";
+import { flowKey, hex, renderBundle, renderFlow } from "../../lib/ovs/flow-text.ts";
 import { networkId } from "../../lib/dataplane/names.ts";
 import { addFlowOps, staticModel } from "../../lib/plugin/plan.ts";
 import { net1Config, NET1_NODE, NET1_POD } from "./helpers.ts";

@@ -9,7 +9,8 @@ import {
 import { compilePolicies, fnv32, policyCookie, type LocalPod } from "../../lib/policy/compile.ts";
 import { describeRule, parsePolicyReport, policyReport, policyRows } from "../../lib/policy/report.ts";
 import { parseCookie, CookieKind, PolicyPriority, Table } from "../../lib/dataplane/pipeline.ts";
-import { renderFlow, type Flow } from "../../lib/ovs/flow.ts";
+import { type Flow } from "../../lib/ovs/flow.ts";
+import { renderFlow } from "../../lib/ovs/flow-text.ts";
 import { encodeInstructions, encodeMatch } from "../../lib/ovs/oxm.ts";
 import { decodeInstructions, decodeMatch } from "../../lib/ovs/oxm-decode.ts";
 

@@ -4,7 +4,7 @@ import * as assert from "uvu/assert";
 import type { V1EndpointSlice, V1Service } from "@kubernetes/client-node";
 import { serviceSpecsOf } from "../../lib/agent/services.ts";
 import { serviceCookie, serviceFlows } from "../../lib/dataplane/services.ts";
-import { renderFlow } from "../../lib/ovs/flow.ts";
+import { renderFlow } from "../../lib/ovs/flow-text.ts";
 
 const svc = (name: string, spec: Record<string, unknown>, ns = "default") => ({ metadata: { name, namespace: ns }, spec }) as V1Service;
 const slice = (svcName: string, o: { ports: unknown[]; endpoints: unknown[]; addressType?: string; ns?: string; name?: string }) =>

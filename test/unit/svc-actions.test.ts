@@ -1,7 +1,8 @@
 // Unit tests of the Service actions (multipath, ct with nat, resubmit): bytes equal ovs-ofctl 3.1's, decoded back, rendered as ovs-ofctl prints them.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { act, on, match, renderActions, type Flow } from "../../lib/ovs/flow.ts";
+import { act, on, match, type Flow } from "../../lib/ovs/flow.ts";
+import { renderActions } from "../../lib/ovs/flow-text.ts";
 import { encodeFlowMod } from "../../lib/ovs/openflow.ts";
 import { decodeInstructions } from "../../lib/ovs/oxm-decode.ts";
 import { encodeInstructions } from "../../lib/ovs/oxm.ts";

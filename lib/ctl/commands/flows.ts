@@ -1,7 +1,7 @@
 // ovsplanectl flows: the bridge's flows grouped by what they belong to (node, segment, peer, pod, gateway, route, global), with counters.
 import type { Argv } from "yargs";
 import type { FlowEntry } from "../../ovs/openflow.ts";
-import { hex, renderActions, renderMatch } from "../../ovs/flow.ts";
+import { hex, renderActions, renderMatch } from "../../ovs/flow-text.ts";
 import { Table } from "../../dataplane/pipeline.ts";
 import { bridgeKey, flowOwner, loadNetworks, nodeFlags, OWNER_KINDS, readBridges, readPolicyReport, selectNetworks, type FlowOwner, type OwnerContext } from "../node-state.ts";
 import { guardAsync, json, outTo, paint, table, type Out } from "../output.ts";
