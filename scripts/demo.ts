@@ -1,8 +1,9 @@
-// The demo: two simulated nodes joined by VXLAN, pods in segments, Services through kube-proxy's rules, egress.
+// The demo: two simulated nodes joined by VXLAN, pods in segments, Services through kube-proxy's rules, egress; then the agent part (scripts/demo-agent.ts).
 import { createNode, connectNodes, teardownAll, teardownOnSignals, type SimNode } from "../test/harness/testbed.ts";
 import { applyKubeProxy, type KubeProxyService } from "../test/harness/kubeproxy.ts";
 import { createOutsideHost, probeTcp } from "../test/harness/outside.ts";
 import { addPod, netConf, rmTemp, tempDir, type AttachedPod } from "../test/integration/common.ts";
+import { agentDemo } from "./demo-agent.ts";
 
 const say = (s = "") => process.stdout.write(`${s}\n`);
 const mark = (ok: boolean) => (ok ? "reached" : "blocked");
@@ -10,7 +11,9 @@ const mark = (ok: boolean) => (ok ? "reached" : "blocked");
 async function main(): Promise<void> {
   teardownOnSignals();
   const dirs = [tempDir(), tempDir()];
+  process.once("exit", () => dirs.forEach(rmTemp)); // also when a signal ends the process mid-way
   try {
+    say("=== Part 1: static mode (the conflist names the peers by hand) ===");
     say("ovsplane demo: two simulated Kubernetes nodes, each a network namespace running its own");
     say("Open vSwitch (userspace datapath), joined by an underlay cable; pods attached by the real");
     say("ovsplane CNI executable (dist/bin/ovsplane) through the CNI protocol.\n");
@@ -76,14 +79,20 @@ async function main(): Promise<void> {
     say(`\nnode-a's bridge br-int holds ${flows.length} OpenFlow flows: per local pod, per segment, per peer node, none per remote pod.`);
     say("The flow that sends segment traffic to node-b:");
     say(`  ${flows.find((l) => l.includes("tun_dst")) ?? "(none)"}`);
-    say("\nDemo done; tearing the simulated nodes down.");
+    say("\nStatic part done; tearing its simulated nodes down.");
   } finally {
     await teardownAll();
     dirs.forEach(rmTemp);
   }
+  await agentDemo();
+  say("\nDemo done.");
 }
 
+let interrupted = false;
+for (const sig of ["SIGINT", "SIGTERM"] as const) process.once(sig, () => { interrupted = true; });
 main().catch((e) => {
-  process.stderr.write(`demo failed: ${e instanceof Error ? e.message : String(e)}\n`);
+  const lines = (e instanceof Error ? e.message : String(e)).split("\n");
+  const msg = lines.length > 2 ? `${lines[0]} ... ${lines[lines.length - 1]}` : lines.join(" ");
+  process.stderr.write(interrupted ? "demo interrupted; everything it made is torn down\n" : `demo failed: ${msg}\n`);
   process.exitCode = 1;
 });
