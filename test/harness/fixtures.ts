@@ -65,3 +65,15 @@ export function leaseFiles(dataDir: string, network = "podnet"): string[] {
   if (!existsSync(dir)) return [];
   return readdirSync(dir).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)).sort();
 }
+
+/** A before() hook that prints what it threw (uvu 0.5 hides hook errors) before failing the suite with it. */
+export function loudSetup(body: () => Promise<void>): () => Promise<void> {
+  return async () => {
+    try {
+      await body();
+    } catch (e) {
+      console.error("setup failed:", e);
+      throw e;
+    }
+  };
+}

@@ -7,6 +7,7 @@ import { AgentBed, agentHttp as http, conflistOf, nodeObj, pluginConfig, waitFor
 import { createPod, pidAlive, runPlugin, sleep, type SimNode, type SimPod } from "../harness/testbed.ts";
 import { killPid } from "../harness/netns.ts";
 import { CNI_PATH, OVSPLANE } from "./common.ts";
+import { loudSetup } from "../harness/fixtures.ts";
 
 const t = suite("ovsplane-agent lifecycle");
 const bed = new AgentBed();
@@ -51,31 +52,26 @@ async function firstReplyMs(pod: SimPod, ip: string, t0: number, secs: number): 
   return at ? Math.round(Number(at) * 1000 - t0) : Infinity;
 }
 
-t.before(async () => {
-  try {
-    await bed.setup([{ metadata: { name: "default" } }, { metadata: { name: "kube-system" } }]);
-    ({ A, B } = bed);
-    await bed.api!.upsert("nodes", nodeObj("a", A.underlayIP, "10.244.1.0/24"));
-    await bed.api!.upsert("nodes", nodeObj("b", B.underlayIP, "10.244.2.0/24"));
-    for (const n of [A, B]) startAgent(n);
-    for (const n of [A, B]) {
-      await waitFor(`${n.name}'s /readyz`, async () => (await http(n, "/readyz")).code === 200, 20_000);
-      await waitFor(`${n.name}'s conflist`, () => conflistOf(agents.get(n.name)!));
-    }
-    for (const [node, name] of [[A, "pa"], [B, "pb"]] as const) {
-      const config = pluginConfig(agents.get(node.name)!);
-      const pod = await createPod(name);
-      const containerID = `ctr-${name}`;
-      const r = await runPlugin({ bin: OVSPLANE, node, command: "ADD", containerID, netns: pod, args: args(name), path: CNI_PATH, config });
-      if (r.code !== 0) throw new Error(`ADD ${name}: ${r.stdout} ${r.stderr}`);
-      pods.push({ pod, node, config, containerID, ip: String(r.json.ips[0].address).split("/")[0]! });
-    }
-    if (!(await pods[0]!.pod.ping(pods[1]!.ip, { tries: 8 }))) throw new Error("pa on A cannot ping pb on B");
-  } catch (e) {
-    console.error("setup failed:", e); // uvu 0.5 hides hook errors
-    throw e;
+t.before(loudSetup(async () => {
+  await bed.setup([{ metadata: { name: "default" } }, { metadata: { name: "kube-system" } }]);
+  ({ A, B } = bed);
+  await bed.api!.upsert("nodes", nodeObj("a", A.underlayIP, "10.244.1.0/24"));
+  await bed.api!.upsert("nodes", nodeObj("b", B.underlayIP, "10.244.2.0/24"));
+  for (const n of [A, B]) startAgent(n);
+  for (const n of [A, B]) {
+    await waitFor(`${n.name}'s /readyz`, async () => (await http(n, "/readyz")).code === 200, 20_000);
+    await waitFor(`${n.name}'s conflist`, () => conflistOf(agents.get(n.name)!));
   }
-});
+  for (const [node, name] of [[A, "pa"], [B, "pb"]] as const) {
+    const config = pluginConfig(agents.get(node.name)!);
+    const pod = await createPod(name);
+    const containerID = `ctr-${name}`;
+    const r = await runPlugin({ bin: OVSPLANE, node, command: "ADD", containerID, netns: pod, args: args(name), path: CNI_PATH, config });
+    if (r.code !== 0) throw new Error(`ADD ${name}: ${r.stdout} ${r.stderr}`);
+    pods.push({ pod, node, config, containerID, ip: String(r.json.ips[0].address).split("/")[0]! });
+  }
+  if (!(await pods[0]!.pod.ping(pods[1]!.ip, { tries: 8 }))) throw new Error("pa on A cannot ping pb on B");
+}));
 
 t.after(async () => {
   for (const p of pods) await runPlugin({ bin: OVSPLANE, node: p.node, command: "DEL", containerID: p.containerID, netns: p.pod, args: args(p.pod.name), path: CNI_PATH, config: p.config }).catch(() => undefined);

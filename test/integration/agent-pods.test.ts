@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { AgentBed, agentHttp, conflistOf, NET, nodeObj, pluginConfig, podObj, segmentsOf, waitFor, type AgentRun } from "../harness/agentbed.ts";
-import { scoped, type Scope } from "../harness/fixtures.ts";
+import { loudSetup, scoped, type Scope } from "../harness/fixtures.ts";
 import { createPod, runPlugin, sleep, type SimNode, type SimPod } from "../harness/testbed.ts";
 import { readFlows } from "../../lib/node/flows.ts";
 import { attachmentId } from "../../lib/dataplane/names.ts";
@@ -16,27 +16,22 @@ const bed = new AgentBed();
 const SEG = "ovsplane.dev/segment";
 const GRACE_S = 1;
 
-t.before(async () => {
-  try {
-    await bed.setup([
-      { metadata: { name: "default" } },
-      { metadata: { name: "kube-system" } },
-      { metadata: { name: "x", labels: { [SEG]: "100" } } },
-      { metadata: { name: "m", labels: { [SEG]: "300" } } },
-      { metadata: { name: "old", labels: { [SEG]: "300" } } },
-    ]);
-    await bed.api!.upsert("nodes", nodeObj("a", bed.A.underlayIP, "10.244.1.0/24"));
-    await bed.api!.upsert("nodes", nodeObj("b", bed.B.underlayIP, "10.244.2.0/24"));
-    for (const n of [bed.A, bed.B]) bed.startAgent(n, ["--gc-grace", String(GRACE_S)]);
-    for (const a of bed.agents) {
-      await waitFor(`${a.node.name}'s /readyz`, async () => (await agentHttp(a.node, "/readyz")).code === 200, 20_000);
-      await waitFor(`${a.node.name}'s conflist and segments`, () => conflistOf(a) && segmentsOf(a)?.namespaces?.m === 300);
-    }
-  } catch (e) {
-    console.error("setup failed:", e); // uvu 0.5 hides hook errors
-    throw e;
+t.before(loudSetup(async () => {
+  await bed.setup([
+    { metadata: { name: "default" } },
+    { metadata: { name: "kube-system" } },
+    { metadata: { name: "x", labels: { [SEG]: "100" } } },
+    { metadata: { name: "m", labels: { [SEG]: "300" } } },
+    { metadata: { name: "old", labels: { [SEG]: "300" } } },
+  ]);
+  await bed.api!.upsert("nodes", nodeObj("a", bed.A.underlayIP, "10.244.1.0/24"));
+  await bed.api!.upsert("nodes", nodeObj("b", bed.B.underlayIP, "10.244.2.0/24"));
+  for (const n of [bed.A, bed.B]) bed.startAgent(n, ["--gc-grace", String(GRACE_S)]);
+  for (const a of bed.agents) {
+    await waitFor(`${a.node.name}'s /readyz`, async () => (await agentHttp(a.node, "/readyz")).code === 200, 20_000);
+    await waitFor(`${a.node.name}'s conflist and segments`, () => conflistOf(a) && segmentsOf(a)?.namespaces?.m === 300);
   }
-});
+}));
 
 t.after(async () => {
   await bed.teardown();

@@ -9,7 +9,7 @@ import { readFlows } from "../../lib/node/flows.ts";
 import { EXACT_MASK, NODE_COOKIE, peerCookie, routeCookie } from "../../lib/dataplane/pipeline.ts";
 import { networkId } from "../../lib/dataplane/names.ts";
 import { parseIp } from "../../lib/net/ip.ts";
-import { scoped } from "../harness/fixtures.ts";
+import { loudSetup, scoped } from "../harness/fixtures.ts";
 import { CNI_PATH, OVSPLANE } from "./common.ts";
 
 const t = suite("ovsplane-agent");
@@ -27,14 +27,9 @@ const peerFlows = (node: SimNode, peerIP: string) => readFlows(node.ofSocket("br
 const routes111 = async (node: SimNode): Promise<string[]> =>
   JSON.parse((await node.exec(["ip", "-j", "route", "show", "proto", "111"])).stdout).map((r: { dst: string }) => r.dst);
 
-t.before(async () => {
-  try {
-    await setup();
-  } catch (e) {
-    console.error("setup failed:", e); // uvu 0.5 hides hook errors
-    throw e;
-  }
-});
+t.before(loudSetup(async () => {
+  await setup();
+}));
 
 async function setup(): Promise<void> {
   await bed.setup(["default", "kube-system", "x"].map((name) => ({ metadata: { name } })));

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { killPid } from "../harness/netns.ts";
 import { applyKubeProxy } from "../harness/kubeproxy.ts";
 import { renderFlow } from "../../lib/ovs/flow-text.ts";
+import { loudSetup } from "../harness/fixtures.ts";
 
 const t = suite("networkpolicy truth table");
 const bed = new AgentBed();
@@ -161,22 +162,17 @@ async function upsertPod(p: P): Promise<void> {
   });
 }
 
-t.before(async () => {
-  try {
-    await bed.setup([{ metadata: { name: "default" } }, ...Object.entries(NS).map(([name, labels]) => ({ metadata: { name, labels } }))]);
-    await bed.startAgents(["--gc-grace", "3600"]);
-    await Promise.all(PODS.map(async (p) => {
-      await upsertPod(p);
-      ({ pod: p.pod, ip: p.ip } = await bed.addPod(agentOf(p).node, p.ns, p.name));
-      await upsertPod(p);
-      servers.push(spawn("ip", ["netns", "exec", p.pod.netns, "python3", "-c", SERVER], { stdio: "ignore" }));
-    }));
-    await sleep(300);
-  } catch (e) {
-    console.error("setup failed:", e); // uvu 0.5 hides hook errors
-    throw e;
-  }
-});
+t.before(loudSetup(async () => {
+  await bed.setup([{ metadata: { name: "default" } }, ...Object.entries(NS).map(([name, labels]) => ({ metadata: { name, labels } }))]);
+  await bed.startAgents(["--gc-grace", "3600"]);
+  await Promise.all(PODS.map(async (p) => {
+    await upsertPod(p);
+    ({ pod: p.pod, ip: p.ip } = await bed.addPod(agentOf(p).node, p.ns, p.name));
+    await upsertPod(p);
+    servers.push(spawn("ip", ["netns", "exec", p.pod.netns, "python3", "-c", SERVER], { stdio: "ignore" }));
+  }));
+  await sleep(300);
+}));
 
 t.after(async () => {
   for (const s of servers) s.kill();

@@ -6,6 +6,7 @@ import { AgentBed, waitFor } from "../harness/agentbed.ts";
 import { sleep, type SimNode, type SimPod } from "../harness/testbed.ts";
 import { applyKubeProxy, type KubeProxyService } from "../harness/kubeproxy.ts";
 import { Table } from "../../lib/dataplane/pipeline.ts";
+import { loudSetup } from "../harness/fixtures.ts";
 
 const t = suite("services in OVS");
 const bed = new AgentBed();
@@ -111,35 +112,30 @@ async function dnatFlows(n: SimNode, ip: string, count: number): Promise<number>
   return Date.now() - t0;
 }
 
-t.before(async () => {
-  try {
-    await bed.setup([{ metadata: { name: "default" } }, { metadata: { name: "iso", labels: { "ovsplane.dev/segment": "7" } } }]);
-    for (const n of [bed.A, bed.B]) await n.exec(["ip", "route", "replace", "default", "via", "198.18.0.254", "dev", n.underlayBridge]);
-    await bed.startAgents(["--gc-grace", "3600"]);
-    await Promise.all(PODS.map(async (p) => {
-      const podObj = (status?: object) => ({
-        metadata: { name: p.name, namespace: p.ns, labels: { app: p.name } }, spec: { nodeName: p.node === "A" ? "a" : "b", containers: [{ name: "c", image: "scratch" }] }, ...(status ? { status } : {}),
-      });
-      await bed.api!.upsert("pods", podObj());
-      ({ pod: p.pod, ip: p.ip } = await bed.addPod(nodeOf(p), p.ns, p.name));
-      await bed.api!.upsert("pods", podObj({ podIP: p.ip, podIPs: [{ ip: p.ip }] }));
-      servers.push(spawn("ip", ["netns", "exec", p.pod.netns, "python3", "-c", SERVER, p.name], { stdio: "ignore" }));
-    }));
-    await upsertService("local", SVC.local, ["a2"]);
-    await upsertService("remote", SVC.remote, ["b1"]);
-    await upsertService("two", SVC.two, ["a2", "b1"]);
-    await upsertService("iso", SVC.iso, ["x1"], [], "iso");
-    await upsertService("none", SVC.none, [], ["a2"]);
-    await upsertService("dns", SVC.dns, ["a2", "b1"], [], "default", "UDP");
-    await kubeProxy([["local", SVC.local, ["a2"]], ["remote", SVC.remote, ["b1"]], ["two", SVC.two, ["a2", "b1"]], ["iso", SVC.iso, ["x1"], "iso"], ["none", SVC.none, []]]);
-    await dnatFlows(bed.A, SVC.two, 2);
-    // Warm the tunnel neighbours (the userspace datapath drops the first packet to a new one); not asserted here.
-    await pod("a1").pod!.ping(pod("b1").ip!, { tries: 3 });
-  } catch (e) {
-    console.error("setup failed:", e); // uvu 0.5 hides hook errors
-    throw e;
-  }
-});
+t.before(loudSetup(async () => {
+  await bed.setup([{ metadata: { name: "default" } }, { metadata: { name: "iso", labels: { "ovsplane.dev/segment": "7" } } }]);
+  for (const n of [bed.A, bed.B]) await n.exec(["ip", "route", "replace", "default", "via", "198.18.0.254", "dev", n.underlayBridge]);
+  await bed.startAgents(["--gc-grace", "3600"]);
+  await Promise.all(PODS.map(async (p) => {
+    const podObj = (status?: object) => ({
+      metadata: { name: p.name, namespace: p.ns, labels: { app: p.name } }, spec: { nodeName: p.node === "A" ? "a" : "b", containers: [{ name: "c", image: "scratch" }] }, ...(status ? { status } : {}),
+    });
+    await bed.api!.upsert("pods", podObj());
+    ({ pod: p.pod, ip: p.ip } = await bed.addPod(nodeOf(p), p.ns, p.name));
+    await bed.api!.upsert("pods", podObj({ podIP: p.ip, podIPs: [{ ip: p.ip }] }));
+    servers.push(spawn("ip", ["netns", "exec", p.pod.netns, "python3", "-c", SERVER, p.name], { stdio: "ignore" }));
+  }));
+  await upsertService("local", SVC.local, ["a2"]);
+  await upsertService("remote", SVC.remote, ["b1"]);
+  await upsertService("two", SVC.two, ["a2", "b1"]);
+  await upsertService("iso", SVC.iso, ["x1"], [], "iso");
+  await upsertService("none", SVC.none, [], ["a2"]);
+  await upsertService("dns", SVC.dns, ["a2", "b1"], [], "default", "UDP");
+  await kubeProxy([["local", SVC.local, ["a2"]], ["remote", SVC.remote, ["b1"]], ["two", SVC.two, ["a2", "b1"]], ["iso", SVC.iso, ["x1"], "iso"], ["none", SVC.none, []]]);
+  await dnatFlows(bed.A, SVC.two, 2);
+  // Warm the tunnel neighbours (the userspace datapath drops the first packet to a new one); not asserted here.
+  await pod("a1").pod!.ping(pod("b1").ip!, { tries: 3 });
+}));
 
 t.after(async () => {
   for (const s of servers) s.kill();
