@@ -1,5 +1,5 @@
 // The agent's NetworkPolicy side: informers on NetworkPolicies and all Pods, API objects as lib/policy's model, the node's policy flows recompiled when an input changed.
-import type { KubeConfig, V1Namespace, V1NetworkPolicy, V1Pod } from "@kubernetes/client-node";
+import type { V1Namespace, V1NetworkPolicy, V1Pod } from "@kubernetes/client-node";
 import { ipv4Of } from "../dataplane/attachment.ts";
 import { cookie, CookieKind, KIND_MASK } from "../dataplane/pipeline.ts";
 import type { CookieFilter } from "../dataplane/model.ts";
@@ -8,7 +8,7 @@ import { trace } from "../host/exec.ts";
 import { compilePolicies, type LocalPod, type PolicyFlows } from "../policy/compile.ts";
 import type { LabelSelector, NamedPort, NamespaceInfo, PodInfo, Policy, PolicyPeer, PolicyPort, PolicyProtocol, PolicyRule } from "../policy/model.ts";
 import type { PodPort } from "./model.ts";
-import { RestartingInformer } from "./watch.ts";
+import { InformerGroup } from "./watch.ts";
 import { writeAtomic } from "./files.ts";
 import { POLICIES_FILE, policyReport, policyRows } from "../policy/report.ts";
 import { Gauge, type Registry } from "prom-client";
@@ -19,34 +19,9 @@ import { join } from "node:path";
 export const POLICY_SCOPE: readonly CookieFilter[] = [{ cookie: cookie(CookieKind.Policy, 0n), mask: KIND_MASK }];
 
 /** The informers of the policy inputs: NetworkPolicies and the cluster's Pods (peers' labels and addresses). */
-export class PolicyWatch {
-  readonly policies: RestartingInformer<V1NetworkPolicy>;
-  readonly pods: RestartingInformer<V1Pod>;
-  /** Bumped by every event of either informer: an unchanged generation needs no look at their caches. */
-  generation = 0;
-
-  constructor(kc: KubeConfig, changed: () => void, onError: (what: string, err: unknown, delayMs: number) => void) {
-    const onChange = () => {
-      this.generation++;
-      changed();
-    };
-    this.policies = new RestartingInformer<V1NetworkPolicy>(kc, "/apis/networking.k8s.io/v1/networkpolicies", {
-      onChange,
-      onError: (e, d) => onError("networkpolicies", e, d),
-    });
-    this.pods = new RestartingInformer<V1Pod>(kc, "/api/v1/pods", { onChange, onError: (e, d) => onError("all pods", e, d) });
-    this.policies.start();
-    this.pods.start();
-  }
-
-  /** Both listed at least once: before that, the node's policy flows are left as they are (an agent restart opens nothing). */
-  get synced(): boolean {
-    return this.policies.synced && this.pods.synced;
-  }
-
-  async stop(): Promise<void> {
-    await Promise.all([this.policies.stop(), this.pods.stop()]);
-  }
+export class PolicyWatch extends InformerGroup {
+  readonly policies = this.watch<V1NetworkPolicy>("/apis/networking.k8s.io/v1/networkpolicies", "networkpolicies");
+  readonly pods = this.watch<V1Pod>("/api/v1/pods", "all pods");
 }
 
 const selector = (s: { matchLabels?: Record<string, string>; matchExpressions?: { key: string; operator: string; values?: string[] }[] } | undefined): LabelSelector =>

@@ -1,10 +1,10 @@
 // The agent's Service side: informers on Services and EndpointSlices (cluster-wide), API objects as ServiceSpecs, the node's Service flows.
-import type { KubeConfig, V1EndpointSlice, V1Service } from "@kubernetes/client-node";
+import type { V1EndpointSlice, V1Service } from "@kubernetes/client-node";
 import { cookie, CookieKind, KIND_MASK } from "../dataplane/pipeline.ts";
 import type { CookieFilter } from "../dataplane/model.ts";
 import { serviceFlows, type ServiceNodePorts, type ServicePortSpec, type ServiceProtocol, type ServiceSpec, type ServiceTarget } from "../dataplane/services.ts";
 import type { Flow } from "../ovs/flow.ts";
-import { RestartingInformer } from "./watch.ts";
+import { InformerGroup } from "./watch.ts";
 
 /** Every Service flow of the node (read back and diffed as one scope). */
 export const SERVICE_SCOPE: readonly CookieFilter[] = [{ cookie: cookie(CookieKind.Service, 0n), mask: KIND_MASK }];
@@ -13,28 +13,9 @@ export const SERVICE_SCOPE: readonly CookieFilter[] = [{ cookie: cookie(CookieKi
 const SERVICE_NAME_LABEL = "kubernetes.io/service-name";
 
 /** The informers of the Service inputs. */
-export class ServiceWatch {
-  readonly services: RestartingInformer<V1Service>;
-  readonly slices: RestartingInformer<V1EndpointSlice>;
-
-  constructor(kc: KubeConfig, onChange: () => void, onError: (what: string, err: unknown, delayMs: number) => void) {
-    this.services = new RestartingInformer<V1Service>(kc, "/api/v1/services", { onChange, onError: (e, d) => onError("services", e, d) });
-    this.slices = new RestartingInformer<V1EndpointSlice>(kc, "/apis/discovery.k8s.io/v1/endpointslices", {
-      onChange,
-      onError: (e, d) => onError("endpointslices", e, d),
-    });
-    this.services.start();
-    this.slices.start();
-  }
-
-  /** Both listed at least once: before that the node's Service flows are left as they are. */
-  get synced(): boolean {
-    return this.services.synced && this.slices.synced;
-  }
-
-  async stop(): Promise<void> {
-    await Promise.all([this.services.stop(), this.slices.stop()]);
-  }
+export class ServiceWatch extends InformerGroup {
+  readonly services = this.watch<V1Service>("/api/v1/services", "services");
+  readonly slices = this.watch<V1EndpointSlice>("/apis/discovery.k8s.io/v1/endpointslices", "endpointslices");
 }
 
 const isIPv4 = (s: string | undefined): s is string => !!s && /^\d{1,3}(\.\d{1,3}){3}$/.test(s);

@@ -125,6 +125,44 @@ export interface ClusterWatch {
   stop(): Promise<void>;
 }
 
+/**
+ * Informers whose caches are compiled together (a policy's or a Service's inputs): each started as it is
+ * added, synced once all have listed; `generation` counts their events, so an unchanged one needs no look
+ * at the caches.
+ */
+export class InformerGroup {
+  /** Bumped by every event of any member. */
+  generation = 0;
+  private readonly members: RestartingInformer<KubernetesObject>[] = [];
+
+  constructor(
+    private readonly kc: KubeConfig,
+    private readonly changed: () => void,
+    private readonly onError: (what: string, err: unknown, delayMs: number) => void,
+  ) {}
+
+  /** Adds and starts an informer on the collection at path; `what` names it in errors. */
+  protected watch<T extends KubernetesObject>(path: string, what: string): RestartingInformer<T> {
+    const onChange = () => {
+      this.generation++;
+      this.changed();
+    };
+    const i = new RestartingInformer<T>(this.kc, path, { onChange, onError: (e, d) => this.onError(what, e, d) });
+    this.members.push(i as unknown as RestartingInformer<KubernetesObject>);
+    i.start();
+    return i;
+  }
+
+  /** Every member listed at least once: before that, what the group feeds is left as it is (an agent restart opens nothing). */
+  get synced(): boolean {
+    return this.members.every((m) => m.synced);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.members.map((m) => m.stop()));
+  }
+}
+
 /** Starts informers on Nodes and Namespaces; onChange on any event; errors are logged by onError. */
 export function watchCluster(kc: KubeConfig, onChange: () => void, onError: (what: string, err: unknown, delayMs: number) => void): ClusterWatch {
   const nodes = new RestartingInformer<V1Node>(kc, "/api/v1/nodes", {
