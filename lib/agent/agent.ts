@@ -15,7 +15,7 @@ import { agentConflist, networkConfig, nodeFacts, peersOf, segmentMap, type Node
 import { nodeFlowsPresent, reconcileOvs } from "./ovs.ts";
 import { PolicyCompiler, policyMetrics, PolicyWatch } from "./policy.ts";
 import { ServiceCompiler, ServiceWatch } from "./services.ts";
-import { describeWatchError, loadKubeConfig, watchCluster, watchNodePods, type ClusterWatch, type RestartingInformer } from "./watch.ts";
+import { ClusterWatch, describeWatchError, loadKubeConfig, watchNodePods, type RestartingInformer } from "./watch.ts";
 import { PodCollector } from "./collect.ts";
 import { relabelPods } from "./relabel.ts";
 import { OvsConnections } from "./conns.ts";
@@ -116,7 +116,7 @@ export class Agent {
       this.metrics.watchRestarts.inc({ resource: what });
       this.log(`watch of ${what} failed (${describeWatchError(err)}); restarting in ${delay} ms`);
     });
-    this.cluster = watchCluster(kc, () => this.trigger(), (what, err, delay) => {
+    this.cluster = new ClusterWatch(kc, () => this.trigger(), (what, err, delay) => {
       this.metrics.watchRestarts.inc({ resource: what });
       this.log(`watch of ${what} failed (${describeWatchError(err)}); restarting in ${delay} ms`);
     });

@@ -112,21 +112,8 @@ export class RestartingInformer<T extends KubernetesObject> {
   }
 }
 
-/** The agent's two watches: Nodes and Namespaces. */
-export interface ClusterWatch {
-  nodes: RestartingInformer<V1Node>;
-  namespaces: RestartingInformer<V1Namespace>;
-  /** Both listed at least once. */
-  readonly synced: boolean;
-  /** Both listed and answering now (no failure since their last clean start). */
-  readonly connected: boolean;
-  /** Restarts of both after errors. */
-  readonly restarts: number;
-  stop(): Promise<void>;
-}
-
 /**
- * Informers whose caches are compiled together (a policy's or a Service's inputs): each started as it is
+ * Informers whose caches are read together (Nodes and Namespaces; a policy's or a Service's inputs): each started as it is
  * added, synced once all have listed; `generation` counts their events, so an unchanged one needs no look
  * at the caches.
  */
@@ -158,39 +145,25 @@ export class InformerGroup {
     return this.members.every((m) => m.synced);
   }
 
+  /** Every member listed and answering now (no failure since its last clean start). */
+  get connected(): boolean {
+    return this.members.every((m) => m.connected);
+  }
+
+  /** Restarts of the members after errors. */
+  get restarts(): number {
+    return this.members.reduce((n, m) => n + m.restarts, 0);
+  }
+
   async stop(): Promise<void> {
     await Promise.all(this.members.map((m) => m.stop()));
   }
 }
 
-/** Starts informers on Nodes and Namespaces; onChange on any event; errors are logged by onError. */
-export function watchCluster(kc: KubeConfig, onChange: () => void, onError: (what: string, err: unknown, delayMs: number) => void): ClusterWatch {
-  const nodes = new RestartingInformer<V1Node>(kc, "/api/v1/nodes", {
-    onChange,
-    onError: (e, d) => onError("nodes", e, d),
-  });
-  const namespaces = new RestartingInformer<V1Namespace>(kc, "/api/v1/namespaces", {
-    onChange,
-    onError: (e, d) => onError("namespaces", e, d),
-  });
-  nodes.start();
-  namespaces.start();
-  return {
-    nodes,
-    namespaces,
-    get synced() {
-      return nodes.synced && namespaces.synced;
-    },
-    get connected() {
-      return nodes.connected && namespaces.connected;
-    },
-    get restarts() {
-      return nodes.restarts + namespaces.restarts;
-    },
-    stop: async () => {
-      await Promise.all([nodes.stop(), namespaces.stop()]);
-    },
-  };
+/** The agent's cluster watches: Nodes and Namespaces. */
+export class ClusterWatch extends InformerGroup {
+  readonly nodes = this.watch<V1Node>("/api/v1/nodes", "nodes");
+  readonly namespaces = this.watch<V1Namespace>("/api/v1/namespaces", "namespaces");
 }
 
 /** Starts an informer on the Pods of one node (field selector `spec.nodeName=<node>`), restarted like the others. */
