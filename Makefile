@@ -21,11 +21,11 @@ bundles: node_modules
 	$(ESBUILD) --log-level=warning --bundle --platform=node --target=node20 --format=cjs --external:bun:ffi \
 	  --outdir=dist/js --out-extension:.js=.cjs $(filter-out cmd/multicall.ts,$(wildcard cmd/*.ts))
 
-# The shipped executable: one Bun-compiled multi-call binary; the other names are symlinks to it. The agent is a
-# second entry point (own bytecode, loaded only under its name), so the CNI calls never load its Kubernetes client.
+# The shipped executable: one Bun-compiled multi-call binary; the other names are symlinks to it. Each program is an
+# entry point with bytecode of its own, loaded only under its name (cmd/multicall.ts answers VERSION itself).
 bin: node_modules
 	@mkdir -p dist/bin
-	$(BUN) build --compile --minify --bytecode --format=esm --no-compile-autoload-dotenv --no-compile-autoload-bunfig cmd/multicall.ts cmd/ovsplane-agent.ts --outfile dist/bin/.ovsplane.tmp >/dev/null
+	$(BUN) build --compile --minify --bytecode --format=esm --no-compile-autoload-dotenv --no-compile-autoload-bunfig cmd/multicall.ts cmd/ovsplane.ts cmd/ovsplane-ipam.ts cmd/ovsplane-agent.ts cmd/ovsplanectl.ts --outfile dist/bin/.ovsplane.tmp >/dev/null
 	mv -f dist/bin/.ovsplane.tmp dist/bin/ovsplane
 	@for l in $(LINKS); do ln -sfn ovsplane dist/bin/$$l; done
 

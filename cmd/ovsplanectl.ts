@@ -1,4 +1,4 @@
-// ovsplanectl: the operator CLI (loaded lazily so the CNI plugins never pay for yargs).
+// ovsplanectl: the operator CLI (an entry point of its own in the executable, so the CNI plugins never load yargs).
 import { main } from "../lib/ctl/main.ts";
 import { configure, settingsFromEnv } from "../lib/settings.ts";
 

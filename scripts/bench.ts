@@ -13,6 +13,8 @@ const FRESH = 100;
 const VERSION_RUNS = Number(process.env.BENCH_VERSION_RUNS ?? 200);
 const PEER_ADDS = Number(process.env.BENCH_PEER_ADDS ?? 15);
 const say = (s = "") => process.stdout.write(`${s}\n`);
+/** BENCH_PARTS=cycles,burst,version,peers runs only those parts (default: all). */
+const PARTS = new Set((process.env.BENCH_PARTS ?? "cycles,burst,version,peers").split(","));
 
 /** One side of the comparison: a conflist and the CNI_PATH its plugins are found in. */
 interface Side {
@@ -106,6 +108,7 @@ async function main(): Promise<void> {
     say(`in-process ovsplane-ipam) vs Debian's containernetworking-plugins bridge + host-local (Go), on simulated nodes, same run.\n`);
     const node = await createNode({ name: "bench", underlayIP: "198.18.9.1" });
     const sides = await Promise.all([ours, ref].map(async (side) => ({ side, conflist: side.conflist(node, join(dir, side.label)), pod: await createPod(`bench-${side.label}`) })));
+    if (PARTS.has("cycles")) {
     const ovs0 = ovsCpuMs(node);
     const [o, r] = await cycles(node, sides);
     const ovsPerCycle = (ovsCpuMs(node) - ovs0) / (CYCLES + 3); // the OVS daemons' CPU over ovsplane's cycles (idle included)
@@ -116,6 +119,10 @@ async function main(): Promise<void> {
     t.row("ADD+DEL cycle, p90", pct(o!.times, 90), pct(r!.times, 90));
     t.row("CPU (user+sys) per cycle, mean", mean(o!.cpu), mean(r!.cpu), 1.0);
     t.row("  + ovsdb-server, ovs-vswitchd", mean(o!.cpu) + ovsPerCycle, mean(r!.cpu));
+    }
+    if (PARTS.has("burst")) {
+    const t = new Table(say, `ms (bursts)`);
+    t.head();
     const co = await burst(node, ours, sides[0]!.conflist, CONCURRENT, "bco");
     const cr = await burst(node, ref, sides[1]!.conflist, CONCURRENT, "bcr");
     t.row(`${CONCURRENT} concurrent ADDs, total`, co.ms, cr.ms, 1.0);
@@ -125,6 +132,8 @@ async function main(): Promise<void> {
     t.row(`${FRESH} concurrent ADDs, fresh node, total`, fo.ms, fr.ms);
     if (fo.failed + fr.failed + co.failed + cr.failed) say(`  failed ADDs: ovsplane ${co.failed} + ${fo.failed} fresh, reference ${cr.failed} + ${fr.failed} fresh`);
     else say(`  every concurrent ADD succeeded (ovsplane and reference, warm and fresh node)`);
+    }
+    if (PARTS.has("version")) {
 
     const bunFloor = emptyBunExecutable(REPO_ROOT, dir);
     const [ov, hl, br, empty, bun] = versionRoundTrips([[OVSPLANE], [join(REF_DIR, "host-local")], [join(REF_DIR, "bridge")], ["/bin/true"], [bunFloor]], VERSION_RUNS);
@@ -135,6 +144,8 @@ async function main(): Promise<void> {
     s.row("  net of an empty process (/bin/true)", ov! - empty!, hl! - empty!);
     s.row("  an empty Bun executable (the floor)", bun!, hl!);
     say(`  (interleaved runs; Debian bridge ${br!.toFixed(1)} ms, /bin/true ${empty!.toFixed(1)} ms)`);
+    }
+    if (PARTS.has("peers")) {
 
     const p = await peerScaling(dir);
     say("");
@@ -142,6 +153,7 @@ async function main(): Promise<void> {
     q.head();
     q.row("ADD latency, 1,000 vs 1 static peer", p.many, p.one, 1.2);
     say(`  (the first ADD on the 1,000-peer node, which writes their flows, routes and fingerprint: ${p.first.toFixed(0)} ms)`);
+    }
   } finally {
     await teardownAll();
     rmTemp(dir);

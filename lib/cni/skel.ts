@@ -3,9 +3,10 @@ import { readFileSync } from "node:fs";
 import { causeChain, CniError, Code, decodeFailure, incompatibleVersion, invalidConfig, invalidEnv, messageOf } from "./errors.ts";
 import { checkKnownArgs, parseCniArgs } from "./args.ts";
 import { ID_PATTERN, validateIfname } from "./names.ts";
-import { compareVersions, convertResult, CURRENT_VERSION, isSupported, parseResult, SUPPORTED_VERSIONS } from "./version.ts";
+import { compareVersions, convertResult, CURRENT_VERSION, isSupported, parseResult, SUPPORTED_VERSIONS, versionAnswer } from "./version.ts";
 import { settings } from "../settings.ts";
 import type { CniRequest, NetConf, Plugin, Result } from "./types.ts";
+import { STDOUT, warn, writeAll } from "./stdio.ts";
 
 /** What buildRequest() needs to know of the plugin. */
 export interface RequestOptions {
@@ -17,9 +18,9 @@ export interface RequestOptions {
 
 /** Where dispatch() writes: the process's stdout, stderr and exit code unless injected. */
 export interface DispatchOutput {
-  /** Result and error JSON (default process.stdout). */
+  /** Result and error JSON (default: written to fd 1, see stdio.ts). */
   stdout?: (text: string) => void;
-  /** The about text and debug output (default process.stderr). */
+  /** The about text and debug output (default: written to fd 2). */
   stderr?: (text: string) => void;
   /** Called with 1 when the command failed (default: sets process.exitCode). */
   exit?: (code: number) => void;
@@ -118,8 +119,8 @@ export function buildRequest(
 
 /** Runs one CNI command of a plugin with the given env and stdin; writes the result or error JSON to opts' output. */
 export async function dispatch(plugin: Plugin, opts: DispatchOptions): Promise<void> {
-  const stdout = opts.stdout ?? ((s: string) => void process.stdout.write(s));
-  const stderr = opts.stderr ?? ((s: string) => void process.stderr.write(s));
+  const stdout = opts.stdout ?? ((s: string) => writeAll(STDOUT, s));
+  const stderr = opts.stderr ?? warn;
   const exit = opts.exit ?? ((code: number) => void (process.exitCode = code));
   const env = opts.env;
   const command = env.CNI_COMMAND;
@@ -132,7 +133,7 @@ export async function dispatch(plugin: Plugin, opts: DispatchOptions): Promise<v
   const outcome: Omit<DispatchOutcome, "durationMs"> = { command, env };
   try {
     if (command === "VERSION") {
-      stdout(JSON.stringify({ cniVersion: CURRENT_VERSION, supportedVersions: SUPPORTED_VERSIONS }) + "\n");
+      stdout(versionAnswer());
       return;
     }
     if (!["ADD", "DEL", "CHECK", "GC", "STATUS"].includes(command)) {

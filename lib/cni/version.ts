@@ -8,6 +8,11 @@ export const SUPPORTED_VERSIONS = ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", 
 /** The newest version we speak. */
 export const CURRENT_VERSION = "1.1.0";
 
+/** The VERSION answer, the same for every plugin of ovsplane (the multi-call entry prints it without loading one). */
+export function versionAnswer(): string {
+  return JSON.stringify({ cniVersion: CURRENT_VERSION, supportedVersions: SUPPORTED_VERSIONS }) + "\n";
+}
+
 /** Compares two dotted versions: negative, zero or positive. */
 export function compareVersions(a: string, b: string): number {
   const pa = a.split(".").map(Number);

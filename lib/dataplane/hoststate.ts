@@ -1,5 +1,5 @@
 // The node's host state a network needs, as data: gateway addresses, routes to peers, masquerade and raw rules.
-import { createHash } from "node:crypto";
+import { sha256Hex } from "../net/hash.ts";
 import type { PeerFlowSpec } from "./builders.ts";
 import { GATEWAY_PORT } from "./names.ts";
 
@@ -29,7 +29,7 @@ export interface HostSpec {
 
 /** A short hash of some text, for fingerprints and chain names. */
 function short(text: string): string {
-  return createHash("sha256").update(text).digest("hex").slice(0, 8);
+  return sha256Hex(text).slice(0, 8);
 }
 
 /** The nat chain of a network's masquerade (28 characters at most, as iptables wants). */

@@ -1,5 +1,5 @@
 // The node model and the node-wide flows it implies; differences between flows read back and flows wanted.
-import { createHash } from "node:crypto";
+import { sha256Hex } from "../net/hash.ts";
 import { formatValue, type Flow, type FlowOp } from "../ovs/flow.ts";
 import { flowKey, renderActions } from "../ovs/flow-text.ts";
 import { gatewayFlows, globalFlows, nodeFlows, peerFlows, routeFlows, type NodePorts, type PeerFlowSpec } from "./builders.ts";
@@ -62,10 +62,8 @@ export function networkFlowsFingerprint(m: NodeModel, network: string): string {
   const n = m.networks.find((x) => x.name === network);
   if (!n) throw new Error(`network ${network} is not in the node model`);
   const sample: NodeModel = { ports: m.ports, networks: [{ ...n, peers: n.peers.slice(0, 1) }] };
-  const h = createHash("sha256");
-  h.update(JSON.stringify([m.ports, n.name, n.gatewayIP, n.globalSegments, n.peers.map((p) => [p.nodeIP, p.podCIDR])]));
-  for (const f of desiredNodeFlows(sample)) h.update(`\n${flowText(f)}`);
-  return h.digest("hex").slice(0, 16);
+  const data = JSON.stringify([m.ports, n.name, n.gatewayIP, n.globalSegments, n.peers.map((p) => [p.nodeIP, p.podCIDR])]);
+  return sha256Hex([data, ...desiredNodeFlows(sample).map(flowText)].join("\n")).slice(0, 16);
 }
 
 /**

@@ -1,9 +1,5 @@
 // Deterministic names, MACs and ids of what ovsplane creates, derived from what it belongs to.
-import { createHash, randomBytes } from "node:crypto";
-
-function sha(s: string): string {
-  return createHash("sha256").update(s).digest("hex");
-}
+import { randomBytes, sha256, sha256Hex as sha } from "../net/hash.ts";
 
 /** Host end of a pod's veth: "ovsp" + 11 hex of hash(containerID/ifname) = 15 characters. */
 export function hostVethName(containerID: string, ifname: string): string {
@@ -35,7 +31,7 @@ function localMac(bytes: Iterable<number>): string {
 
 /** A locally administered unicast MAC derived from a seed. */
 export function macFrom(seed: string): string {
-  return localMac(createHash("sha256").update(seed).digest().subarray(0, 5));
+  return localMac(sha256(seed).subarray(0, 5));
 }
 
 /** The MAC of a bridge's gateway port (the pods' next hop). */

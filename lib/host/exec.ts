@@ -1,10 +1,11 @@
 // The one door to subprocesses: every spawn goes through run(), whose error keeps argv and stderr.
 import { spawn } from "node:child_process";
 import { settings } from "../settings.ts";
+import { warn } from "../cni/stdio.ts";
 
 /** With settings.trace (OVSPLANE_TRACE), logs a step with the milliseconds since the process started. */
 export function trace(step: string): void {
-  if (settings.trace) process.stderr.write(`ovsplane trace: at ${performance.now().toFixed(1)} ms: ${step}\n`);
+  if (settings.trace) warn(`ovsplane trace: at ${performance.now().toFixed(1)} ms: ${step}\n`);
 }
 
 /** The start of the OVSPLANE_TRACE line run() writes for every subprocess it starts. */
@@ -48,7 +49,7 @@ export function run(argv: readonly string[], opts: ExecOptions = {}): Promise<Ex
     const [cmd, ...args] = argv;
     if (!cmd) return reject(new ExecError(argv, -1, "empty command", ""));
     // Every subprocess is announced before it starts: the tests count these lines (no spawn on the CNI paths).
-    if (settings.trace) process.stderr.write(`${SPAWN_TRACE}${argv.join(" ")}\n`);
+    if (settings.trace) warn(`${SPAWN_TRACE}${argv.join(" ")}\n`);
     const child = spawn(cmd, args, {
       stdio: ["pipe", "pipe", "pipe"],
       env: opts.env ? { ...process.env, ...opts.env } : process.env,
@@ -70,7 +71,7 @@ export function run(argv: readonly string[], opts: ExecOptions = {}): Promise<Ex
     const started = tracing ? performance.now() : 0;
     child.on("close", (code) => {
       clearTimeout(timer);
-      if (tracing) process.stderr.write(`ovsplane trace: ${(performance.now() - started).toFixed(1)} ms ${argv.join(" ")}\n`);
+      if (tracing) warn(`ovsplane trace: ${(performance.now() - started).toFixed(1)} ms ${argv.join(" ")}\n`);
       const rc = code ?? -1;
       if (timedOut) stderr += `\ntimed out after ${opts.timeoutMs ?? 10_000} ms`;
       if ((rc !== 0 || timedOut) && !opts.allowFail) reject(new ExecError(argv, rc, stderr, stdout));

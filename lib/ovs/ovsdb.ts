@@ -342,20 +342,36 @@ export class OvsdbClient {
   }
 }
 
+let curCfgWaits = 0;
+
 /**
- * Polls `cur_cfg` of the Open_vSwitch row every ~5 ms until it is >= `nextCfg` (the value the
- * caller's transaction gave `next_cfg`, as ovs-vsctl does): ovs-vswitchd has then applied it.
- * Throws code 11 when that does not happen within `timeoutMs`.
+ * Waits until `cur_cfg` of the Open_vSwitch row is >= `nextCfg` (the value the caller's transaction gave
+ * `next_cfg`, as ovs-vsctl does): ovs-vswitchd has then applied it. Monitors the column, so it returns
+ * as soon as ovs-vswitchd writes it, with no polling interval. Throws code 11 when that does not happen
+ * within `timeoutMs`.
  */
 export async function waitForCurCfg(client: OvsdbClient, nextCfg: number, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<void> {
+  const id = `ovsplane-cur-cfg-${++curCfgWaits}`;
+  let done: (() => void) | undefined;
+  const reached = new Promise<void>((res) => (done = res));
+  const check = (u: TableUpdates) => {
+    for (const row of Object.values(u.Open_vSwitch ?? {})) {
+      const cur = (row as { new?: { cur_cfg?: unknown } }).new?.cur_cfg;
+      if (typeof cur === "number" && cur >= nextCfg) done!();
+    }
+  };
   const deadline = Date.now() + timeoutMs;
-  for (let left = timeoutMs; left > 0; left = deadline - Date.now()) {
-    const [r] = await client.transact([{ op: "select", table: "Open_vSwitch", where: [], columns: ["cur_cfg"] }], { timeoutMs: left });
-    const cur: unknown = r?.rows?.[0]?.cur_cfg;
-    if (typeof cur === "number" && cur >= nextCfg) return;
-    await new Promise((res) => setTimeout(res, Math.max(0, Math.min(5, deadline - Date.now()))));
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await client.monitor(id, { Open_vSwitch: { columns: ["cur_cfg"] } }, check, timeoutMs);
+    const late = new Promise<"late">((res) => (timer = setTimeout(() => res("late"), Math.max(0, deadline - Date.now()))));
+    if ((await Promise.race([reached, late, client.whenClosed()])) !== undefined) throw new Error("not reached");
+  } catch {
+    throw tryAgainLater("ovs-vswitchd", `did not apply the configuration within ${timeoutMs} ms`);
+  } finally {
+    clearTimeout(timer);
+    if (client.isOpen) void client.monitorCancel(id).catch(() => undefined); // its reply is not waited for
   }
-  throw tryAgainLater("ovs-vswitchd", `did not apply the configuration within ${timeoutMs} ms`);
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

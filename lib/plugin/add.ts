@@ -1,5 +1,6 @@
 // ADD: veth into the pod, OVS port with tags, segment flows; everything undone if a step fails.
 import { alreadyExists, CniError, Code, invalidConfig, invalidEnv, messageOf, stepFailed, tryAgainLater } from "../cni/errors.ts";
+import { warn } from "../cni/stdio.ts";
 import { trace } from "../host/exec.ts";
 import { links } from "../host/links.ts";
 import { linkExistsHere, netnsExists } from "../host/netns.ts";
@@ -144,7 +145,7 @@ async function rollback(undo: readonly Undo[]): Promise<void> {
     try {
       await (started.get(u) ?? u.fn());
     } catch (e) {
-      process.stderr.write(`ovsplane: rollback of ${u.what} failed: ${messageOf(e)}\n`);
+      warn(`ovsplane: rollback of ${u.what} failed: ${messageOf(e)}\n`);
     }
   }
 }

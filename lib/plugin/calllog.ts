@@ -3,6 +3,7 @@ import { appendFileSync, closeSync, fstatSync, mkdirSync, openSync, renameSync, 
 import { dirname } from "node:path";
 import { parseCniArgs } from "../cni/args.ts";
 import type { DispatchOutcome } from "../cni/skel.ts";
+import { warn } from "../cni/stdio.ts";
 
 /** Default log file (netconf `logFile`; `""` disables the log). */
 export const DEFAULT_LOG_FILE = "/var/log/ovsplane/cni.log";
@@ -151,6 +152,6 @@ export function logCall(o: CallOutcome): void {
     if (!file || !o.conf) return;
     appendLine(file, formatRecord(recordOf(o, calls.end())));
   } catch (e) {
-    process.stderr.write(`ovsplane: cannot write the call log: ${e instanceof Error ? e.message : String(e)}\n`);
+    warn(`ovsplane: cannot write the call log: ${e instanceof Error ? e.message : String(e)}\n`);
   }
 }

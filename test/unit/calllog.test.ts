@@ -9,6 +9,7 @@ import { CniError } from "../../lib/cni/errors.ts";
 import type { Plugin } from "../../lib/cni/types.ts";
 import { appendLine, calls, DEFAULT_LOG_FILE, formatRecord, LOG_MAX_LINE, logCall, logFileOf, recordOf } from "../../lib/plugin/calllog.ts";
 import { CNI_ENV, confText } from "./helpers.ts";
+import { diagnostics } from "../../lib/cni/stdio.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -98,12 +99,12 @@ test("the dispatcher's observer sees every command but VERSION; logCall writes o
     // A log file that cannot be written: the call still answers.
     writeFileSync(join(dir, "blocker"), "");
     const errs: string[] = [];
-    const orig = process.stderr.write.bind(process.stderr);
-    (process.stderr as any).write = (s: string) => (errs.push(String(s)), true);
+    const orig = diagnostics.write;
+    diagnostics.write = (s: string) => void errs.push(s);
     try {
       await dispatch(plugin, { about: "t", env: { ...CNI_ENV, CNI_COMMAND: "ADD" }, stdin: confText({ logFile: join(dir, "blocker", "x.log") }), builtinIpam: ["ovsplane-ipam"], stdout: (s) => out.push(s), exit: () => undefined, onDone: logCall });
     } finally {
-      (process.stderr as any).write = orig;
+      diagnostics.write = orig;
     }
     assert.ok(JSON.parse(out[out.length - 1]!).ips, out[out.length - 1]);
     assert.match(errs.join(""), /cannot write the call log/);
