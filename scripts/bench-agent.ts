@@ -12,7 +12,7 @@ import { parseProcRoutes } from "../lib/host/routes.ts";
 import { routeFlows } from "../lib/dataplane/builders.ts";
 import { CookieKind, cookie, EXACT_MASK, KIND_MASK, routeCookie } from "../lib/dataplane/pipeline.ts";
 import { networkId } from "../lib/dataplane/names.ts";
-import { parseIp } from "../lib/net/ip.ts";
+import { cidrContains, parseIp } from "../lib/net/ip.ts";
 import { BIN_DIR, rmTemp, tempDir } from "../test/integration/common.ts";
 
 const NODES = Number(process.env.BENCH_NODES ?? 1000);
@@ -116,7 +116,8 @@ export async function benchAgent(): Promise<AgentFigures> {
     }, 25);
     const flowsPerPeer = routeFlows(netId, { nodeIP: "198.19.0.1", podCIDR: "10.0.1.0/24" }, { tunnel: 1, gateway: 2, gatewayMAC: "00:00:00:00:00:01" }).length;
     await until(`${peers} peers' flows`, async () => (await readFlows(ofSocket, routeScope).catch(() => [])).length >= peers * flowsPerPeer, 60_000, 5);
-    await until(`${peers} routes`, async () => (await routes111(node)).length >= peers, 60_000, 0);
+    // With clusterCIDR one route covers every peer (routedRanges); without, one route per peer.
+    await until(`${peers} peers' routes`, async () => (CLUSTER_CIDR ? (await routes111(node)).includes(CLUSTER_CIDR) : (await routes111(node)).length >= peers), 60_000, 0);
     const syncMs = performance.now() - t0;
     clearInterval(sampler);
     if (process.env.BENCH_SHOW) say(`RSS (ms:MiB) during the sync: ${rssTrace.join(" ")}`);
@@ -132,7 +133,7 @@ export async function benchAgent(): Promise<AgentFigures> {
     // Polled with as little overhead as possible: one held OpenFlow connection, the agent's netns's routes read from
     // /proc/<agent>/net/route (no subprocess), so the figure is the agent's, not the poll's.
     const sw = new HeldSwitch();
-    const routeVia = (dst: string) => parseProcRoutes(readFileSync(`/proc/${child!.pid}/net/route`, "utf8")).some((r) => r.dst === dst && r.dev === "ovsplane-gw");
+    const routeVia = (dst: string) => parseProcRoutes(readFileSync(`/proc/${child!.pid}/net/route`, "utf8")).some((r) => (r.dst === dst || (CLUSTER_CIDR !== undefined && r.dst === CLUSTER_CIDR && cidrContains(CLUSTER_CIDR, dst.split("/")[0]!))) && r.dev === "ovsplane-gw");
     for (let e = 0; e < EVENTS; e++) {
       const p = peer(NODES + e);
       const cidr = e % 2 === 0 ? p.podCIDR : `10.200.${e}.0/24`;

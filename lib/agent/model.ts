@@ -151,6 +151,7 @@ export function agentHostSpec(cfg: OvsplaneConfig, self: NodeFacts, peers: reado
     peers,
     podCIDRs: self.podCIDRs,
     clusterRanges: clusterRanges({ ...cfg, podCIDRs: self.podCIDRs, peers: [...peers] }),
+    ...(cfg.clusterCIDRs ? { clusterCIDRs: cfg.clusterCIDRs } : {}),
     masquerade: cfg.masquerade,
   };
 }

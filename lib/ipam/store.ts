@@ -1,6 +1,9 @@
 // The on-disk lease store, byte-compatible with host-local: one O_EXCL file per leased IP under <dataDir>/<network>/.
-import { constants as fsc } from "node:fs";
-import { access, mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
+// Synchronous system calls: a CNI call has nothing to do meanwhile, and each async one costs a thread-pool round trip.
+import {
+  accessSync as access, closeSync, constants as fsc, mkdirSync as mkdir, openSync, readdirSync as readdir, readFileSync as readFile,
+  renameSync as rename, statSync as stat, unlinkSync as unlink, writeFileSync as writeFile, writeSync,
+} from "node:fs";
 import { dirname, join } from "node:path";
 import { CniError, Code, invalidConfig, invalidEnv, messageOf } from "../cni/errors.ts";
 import { ID_PATTERN } from "../cni/names.ts";
@@ -84,6 +87,15 @@ export interface StoreOptions {
   network: string;
 }
 
+/** Runs a clean-up step whose failure changes nothing (the caller reports the first error). */
+function quietly(fn: () => unknown): void {
+  try {
+    fn();
+  } catch {
+    // best effort
+  }
+}
+
 /** The lease directory of one network. Reservation is the O_EXCL creation of the lease file, so no lock is needed. */
 export class LeaseStore {
   /** `<dataDir>/<network>`. */
@@ -97,13 +109,13 @@ export class LeaseStore {
   /** Creates the directory (0755) and the empty lock file when missing. */
   async ensure(): Promise<void> {
     try {
-      await mkdir(this.dir, { recursive: true, mode: 0o755 });
+      mkdir(this.dir, { recursive: true, mode: 0o755 });
     } catch (e) {
       throw ioFailure("cannot create lease directory", this.dir, e);
     }
     const lock = join(this.dir, LOCK_FILE);
     try {
-      await writeFile(lock, "", { flag: "wx", mode: 0o644 });
+      writeFile(lock, "", { flag: "wx", mode: 0o644 });
     } catch (e) {
       if (errno(e) !== "EEXIST") throw ioFailure("cannot create", lock, e);
     }
@@ -120,20 +132,20 @@ export class LeaseStore {
   async reserve(ip: IpAddress, containerID: string, ifname: string): Promise<boolean> {
     checkOwner(containerID, ifname);
     const path = this.leasePath(ip);
-    let fh;
+    let fd: number;
     try {
-      fh = await open(path, "wx", LEASE_MODE);
+      fd = openSync(path, "wx", LEASE_MODE);
     } catch (e) {
       if (errno(e) === "EEXIST") return false;
       throw ioFailure("cannot create lease", path, e);
     }
     try {
-      await fh.writeFile(leaseContent(containerID, ifname));
-      await fh.close();
+      writeSync(fd, leaseContent(containerID, ifname));
     } catch (e) {
-      await fh.close().catch(() => undefined);
-      await unlink(path).catch(() => undefined);
+      quietly(() => unlink(path));
       throw ioFailure("cannot write lease", path, e);
+    } finally {
+      quietly(() => closeSync(fd));
     }
     return true;
   }
@@ -146,7 +158,7 @@ export class LeaseStore {
   /** Removes a file of this store; false when it was not there. */
   async removeFile(path: string): Promise<boolean> {
     try {
-      await unlink(path);
+      unlink(path);
       return true;
     } catch (e) {
       if (errno(e) === "ENOENT") return false;
@@ -167,7 +179,7 @@ export class LeaseStore {
 
   private async ownerAt(path: string): Promise<LeaseOwner | undefined> {
     try {
-      return parseLeaseContent(await readFile(path));
+      return parseLeaseContent(readFile(path));
     } catch (e) {
       if (errno(e) === "ENOENT") return undefined;
       throw ioFailure("cannot read lease", path, e);
@@ -177,7 +189,7 @@ export class LeaseStore {
   /** The last reserved IP of a range set, undefined when missing or unreadable. */
   async lastReserved(setIndex: number): Promise<IpAddress | undefined> {
     try {
-      return tryParseIp((await readFile(join(this.dir, LAST_RESERVED_PREFIX + setIndex), "utf8")).trim());
+      return tryParseIp(readFile(join(this.dir, LAST_RESERVED_PREFIX + setIndex), "utf8").trim());
     } catch {
       return undefined;
     }
@@ -188,10 +200,10 @@ export class LeaseStore {
     const path = join(this.dir, LAST_RESERVED_PREFIX + setIndex);
     const tmp = join(this.dir, `.${LAST_RESERVED_PREFIX}${setIndex}.${process.pid}.${Math.random().toString(36).slice(2)}`);
     try {
-      await writeFile(tmp, ip.toString(), { mode: 0o644 });
-      await rename(tmp, path);
+      writeFile(tmp, ip.toString(), { mode: 0o644 });
+      rename(tmp, path);
     } catch (e) {
-      await unlink(tmp).catch(() => undefined);
+      quietly(() => unlink(tmp));
       throw ioFailure("cannot write", path, e);
     }
   }
@@ -200,23 +212,22 @@ export class LeaseStore {
   async leases(): Promise<Lease[]> {
     let names: string[];
     try {
-      names = await readdir(this.dir);
+      names = readdir(this.dir);
     } catch (e) {
       if (errno(e) === "ENOENT") return [];
       throw ioFailure("cannot list", this.dir, e);
     }
     const out: Lease[] = [];
-    // In batches, so a big directory cannot exhaust file descriptors.
-    for (let i = 0; i < names.length; i += 64) await Promise.all(names.slice(i, i + 64).map((n) => this.readLease(n, out)));
+    for (const n of names) this.readLease(n, out);
     return out.sort((a, b) => (a.ip.family - b.ip.family) || (a.ip.value < b.ip.value ? -1 : a.ip.value > b.ip.value ? 1 : 0));
   }
 
-  private async readLease(name: string, out: Lease[]): Promise<void> {
+  private readLease(name: string, out: Lease[]): void {
     const ip = tryParseIp(name);
     if (!ip) return;
     const path = join(this.dir, name);
     try {
-      const [data, st] = await Promise.all([readFile(path), stat(path)]);
+      const [data, st] = [readFile(path), stat(path)];
       if (!st.isFile()) return;
       const lease: Lease = { ip, path, mtimeMs: st.mtimeMs };
       const owner = parseLeaseContent(data);
@@ -229,11 +240,12 @@ export class LeaseStore {
 
   /** Leftover temporary files of setLastReserved() older than maxAgeMs (from a crash), removed best effort. */
   async removeStaleTemp(maxAgeMs: number): Promise<void> {
-    const names = await readdir(this.dir).catch(() => [] as string[]);
+    let names: string[] = [];
+    quietly(() => (names = readdir(this.dir)));
     for (const n of names.filter((x) => x.startsWith(`.${LAST_RESERVED_PREFIX}`))) {
       const p = join(this.dir, n);
-      const st = await stat(p).catch(() => undefined);
-      if (st && Date.now() - st.mtimeMs > maxAgeMs) await unlink(p).catch(() => undefined);
+      const st = stat(p, { throwIfNoEntry: false });
+      if (st && Date.now() - st.mtimeMs > maxAgeMs) quietly(() => unlink(p));
     }
   }
 
@@ -242,7 +254,7 @@ export class LeaseStore {
     let p = this.dir;
     for (;;) {
       try {
-        await access(p, fsc.W_OK | fsc.X_OK);
+        access(p, fsc.W_OK | fsc.X_OK);
         return true;
       } catch (e) {
         if (errno(e) !== "ENOENT") return false;

@@ -4,7 +4,7 @@ import { procHoldsRoutes, procRoutes } from "../host/routes.ts";
 import { links } from "../host/links.ts";
 import type { OvsdbClient } from "../ovs/ovsdb.ts";
 import {
-  hostFingerprint, hostFingerprintParts, iptablesApply, iptablesRemove, markerRoutes, ROUTE_PROTO, routeLines, routeMetric, staleRouteLines, type HostSpec,
+  hostFingerprint, hostFingerprintParts, iptablesApply, iptablesRemove, markerRoutes, ROUTE_PROTO, routedRanges, routeLines, routeMetric, staleRouteLines, type HostSpec,
 } from "../dataplane/hoststate.ts";
 import { GATEWAY_PORT } from "../dataplane/names.ts";
 import { cidrContains } from "../net/ip.ts";
@@ -44,17 +44,18 @@ export async function applyHostState(c: OvsdbClient, bridge: string, spec: HostS
     const save = (await run(["iptables-save"])).stdout;
     await run(["iptables-restore", "-w", "--noflush"], { input: iptablesApply(spec, save) });
   } else trace(`iptables of ${spec.network} unchanged`);
-  const wanted = [...spec.peers.map((p) => p.podCIDR), ...markerRoutes(spec)];
+  const routed = routedRanges(spec);
+  const wanted = [...routed, ...markerRoutes(spec)];
   if (!kernelHas || gw !== want.gateway) {
     const kernel = await links();
     const routes = await kernel.routesByProtocol(ROUTE_PROTO);
-    await kernel.hostBatch([...staleRouteLines(routes, spec.netId, wanted), ...routeLines(spec)]);
+    await kernel.hostBatch([...staleRouteLines(routes, spec.netId, wanted), ...routeLines(spec, routed)]);
   } else {
     const have = new Set(ours);
     const stale = staleRouteLines(ours.map((dst) => ({ dst, dev: GATEWAY_PORT, metric: routeMetric(spec.netId) })), spec.netId, wanted);
-    const missing = new Set(spec.peers.map((p) => p.podCIDR).filter((d) => !have.has(d)));
-    const lines = [...stale, ...routeLines({ ...spec, peers: spec.peers.filter((p) => missing.has(p.podCIDR)) })];
-    trace(`routes of ${spec.network}: ${stale.length} removed, ${missing.size} added`);
+    const missing = routed.filter((d) => !have.has(d));
+    const lines = [...stale, ...routeLines(spec, missing)];
+    trace(`routes of ${spec.network}: ${stale.length} removed, ${missing.length} added`);
     await (await links()).hostBatch(lines);
   }
   await setBridgeId(c, bridge, hostKey(spec.network), hostFingerprint(spec));

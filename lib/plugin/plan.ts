@@ -73,6 +73,7 @@ export function hostSpec(cfg: OvsplaneConfig, addr: PodAddressing): HostSpec {
     peers: cfg.peers,
     podCIDRs: cfg.podCIDRs,
     clusterRanges: clusterRanges(cfg),
+    ...(cfg.clusterCIDRs ? { clusterCIDRs: cfg.clusterCIDRs } : {}),
     masquerade: cfg.masquerade,
   };
 }
