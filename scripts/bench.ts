@@ -1,5 +1,5 @@
 // make bench: ovsplane vs Debian's bridge + host-local through libcni: cycle, CPU, concurrency, fresh node, start-up, peers.
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createNode, createPod, runDriver, teardownAll, teardownOnSignals, type SimNode, type SimPod } from "../test/harness/testbed.ts";
 import { BIN_DIR, netConf, OVSPLANE, REF_DIR, rmTemp, tempDir } from "../test/integration/common.ts";
@@ -80,10 +80,15 @@ function ovsCpuMs(node: SimNode): number {
 async function peerScaling(dir: string): Promise<{ one: number; many: number; first: number }> {
   const peersOf = (n: number) => Array.from({ length: n }, (_, i) => ({ nodeIP: `198.19.${(i + 1) >> 8}.${(i + 1) & 255}`, podCIDR: `10.${(i >> 8) + 1}.${i & 255}.0/24` }));
   const nodes = await Promise.all([createNode({ name: "bp1", underlayIP: "198.18.9.2" }), createNode({ name: "bpk", underlayIP: "198.18.9.3" })]);
-  const confs = nodes.map((node, k) => ({
-    cniVersion: "1.0.0", name: "podnet",
-    plugins: [{ ...netConf(node, { podCIDR: "10.244.0.0/22", peers: peersOf(k ? 1000 : 1), dataDir: join(dir, `p${k}`), extra: { mtu: 1450, clusterCIDR: "10.0.0.0/8" } }), cniVersion: undefined, name: undefined }],
-  }));
+  // Written once, as a runtime finds it in /etc/cni/net.d (not serialized again for every call).
+  const confs = nodes.map((node, k) => {
+    const file = join(dir, `peers${k}.conflist`);
+    writeFileSync(file, JSON.stringify({
+      cniVersion: "1.0.0", name: "podnet",
+      plugins: [{ ...netConf(node, { podCIDR: "10.244.0.0/22", peers: peersOf(k ? 1000 : 1), dataDir: join(dir, `p${k}`), extra: { mtu: 1450, clusterCIDR: "10.0.0.0/8" } }), cniVersion: undefined, name: undefined }],
+    }));
+    return { file };
+  });
   const pod = await createPod("bpeers");
   const times: number[][] = [[], []];
   let first = 0;

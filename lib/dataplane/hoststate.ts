@@ -190,6 +190,13 @@ export function hostFingerprintParts(s: HostSpec): { iptables: string; gateway: 
  * and then only the parts that changed (a peer's Node event touches routes, not iptables).
  */
 export function hostFingerprint(s: HostSpec): string {
-  const p = hostFingerprintParts(s);
-  return `${p.iptables}-${p.gateway}-${p.peers}`;
+  let f = fingerprints.get(s);
+  if (f === undefined) {
+    const p = hostFingerprintParts(s);
+    fingerprints.set(s, (f = `${p.iptables}-${p.gateway}-${p.peers}`));
+  }
+  return f;
 }
+
+/** Fingerprints by spec object: an ADD checks one spec twice (before and under the node lock), with 1,000 peers. */
+const fingerprints = new WeakMap<HostSpec, string>();
