@@ -14,7 +14,7 @@ async function main() {
     for (let i = 0; i < Number(process.env.CYCLES ?? 4); i++) {
       for (const command of ["add", "del"] as const) {
         const t0 = performance.now();
-        const r = await runDriver({ node, command, conflist, containerID: `c${i}`, netns: pod, path: process.env.WRAP ? ["/tmp/pt/bin", BIN_DIR, REF_DIR] : [BIN_DIR, REF_DIR], env: { OVSPLANE_TRACE: "1" }, timeoutMs: 120_000 });
+        const r = await runDriver({ node, command, conflist, containerID: `c${i}`, netns: pod, path: process.env.WRAP ? [process.env.WRAP, BIN_DIR, REF_DIR] : [BIN_DIR, REF_DIR], env: process.env.NOTRACE ? {} : { OVSPLANE_TRACE: "1" }, timeoutMs: 120_000 });
         const ms = performance.now() - t0;
         console.log(`== ${command} ${i}: ${ms.toFixed(1)} ms code ${r.code}`);
         if (process.env.SHOW || i === Number(process.env.CYCLES ?? 4) - 1) console.log(r.stderr);

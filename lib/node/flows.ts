@@ -28,6 +28,39 @@ export async function withSwitch<T>(ofSocket: string, fn: (sw: Switch) => Promis
 }
 
 /**
+ * An OpenFlow connection opened at once and used later: an ADD opens it first, as its check that
+ * ovs-vswitchd answers, and writes its flows over it at the end (one connection, not a probe and then
+ * another). close() is safe in any state.
+ */
+export class EarlySwitch {
+  private readonly conn: Promise<OpenFlowConnection>;
+
+  /** Starts connecting to ofSocket's bridge (waiting for it, as withSwitch does). */
+  constructor(
+    readonly ofSocket: string,
+    timeoutMs = OF_TIMEOUT_MS,
+  ) {
+    this.conn = connectWaiting(ofSocket, timeoutMs);
+    this.conn.catch(() => undefined); // reported by use()
+  }
+
+  /** Resolves once the connection is open; throws what connecting threw. */
+  async ready(): Promise<void> {
+    await this.conn;
+  }
+
+  /** Runs fn with the connection once it is open; throws what connecting threw. */
+  async use<T>(fn: (sw: Switch) => Promise<T>): Promise<T> {
+    return fn(new Switch(this.ofSocket, await this.conn));
+  }
+
+  /** Closes the connection now or, when it is still opening, as soon as it opens. */
+  close(): void {
+    void this.conn.then((c) => c.close(), () => undefined);
+  }
+}
+
+/**
  * A long-lived OpenFlow connection (an agent's): reused while it is open and its bridge's socket is the
  * same, reopened on the next use after it closed or after fn failed with it.
  */

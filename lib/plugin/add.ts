@@ -5,7 +5,7 @@ import { trace } from "../host/exec.ts";
 import { links } from "../host/links.ts";
 import { linkExistsHere, netnsExists } from "../host/netns.ts";
 import { connect, type OvsdbClient } from "../ovs/ovsdb.ts";
-import { applyFlows, waitForSwitch, withSwitch } from "../node/flows.ts";
+import { applyFlows, EarlySwitch } from "../node/flows.ts";
 import { EXACT_MASK, podCookie } from "../dataplane/pipeline.ts";
 import type { CniRequest, Result } from "../cni/types.ts";
 import { parseConfig, segmentOf } from "./config.ts";
@@ -40,14 +40,20 @@ export async function add(req: CniRequest): Promise<Result> {
   const client = await connect(cfg.ovsdbSocket, { timeoutMs: OVS_TIMEOUT_MS });
   trace("OVSDB connected");
   const undo: Undo[] = [];
+  let sw: EarlySwitch | undefined;
   let step = "checking OVS";
   /** Names the step a failure will be reported in (and traces it). */
   const at = (s: string) => (calls.step(s), trace((step = s)));
   try {
     const found = await preflight(client, hostName, cfg.bridge);
     if (found.port) throw alreadyExists(`OVS port ${hostName} of container ${req.containerID}/${req.ifname}`);
-    if (found.bridge && !(await waitForSwitch(cfg.ofSocket, OVS_TIMEOUT_MS))) {
-      throw tryAgainLater("ovs-vswitchd", `bridge ${cfg.bridge} does not answer on ${cfg.ofSocket}`);
+    // The flows' OpenFlow connection is also the check that ovs-vswitchd answers, before any side effect
+    // (on a fresh node it opens once the bridge is there).
+    if (found.bridge) {
+      sw = new EarlySwitch(cfg.ofSocket, OVS_TIMEOUT_MS);
+      await sw.ready().catch((e) => {
+        throw tryAgainLater("ovs-vswitchd", `bridge ${cfg.bridge} does not answer on ${cfg.ofSocket}: ${messageOf(e)}`, e);
+      });
     }
     at("IPAM");
     const ipam = await delegateIpam(req, "ADD");
@@ -84,6 +90,7 @@ export async function add(req: CniRequest): Promise<Result> {
     });
     undo.push({ what: "OVS port", fn: () => removePortByName(client, hostName) });
     const ofports = await ensureNode(client, node, { name: hostName, externalIds: tags }, SWITCH_WAIT_MS);
+    const bridgeSwitch = (sw ??= new EarlySwitch(cfg.ofSocket));
     at(cfg.agent ? "programming flows" : "programming flows and the node's host state");
     undo.push({ what: "flows", fn: () => applyFlows(cfg.ofSocket, [{ op: "delete", cookie: podCookie(podId), mask: EXACT_MASK }]) });
     const model = staticModel(cfg, node, ofports, addr.gatewayIP);
@@ -93,7 +100,7 @@ export async function add(req: CniRequest): Promise<Result> {
       // Agent mode: node-wide flows and host state are the agent's; one bundle writes the pod's segment
       // flow and its own flows, nothing is read back, and the veth comes up at once (the raw guard is the agent's).
       const ops = [...segmentFlows(segment), ...podFlows(pod, model.ports)].map((flow) => ({ op: "add" as const, flow }));
-      await Promise.all([hostUp(), withLock(client, cfg.bridge, () => withSwitch(cfg.ofSocket, (sw) => sw.apply(ops)))]);
+      await Promise.all([hostUp(), withLock(client, cfg.bridge, () => bridgeSwitch.use((s) => s.apply(ops)))]);
     } else {
       // Static mode: this network's node-wide flows are trusted while their fingerprint on the bridge holds
       // (else read back and only their differences written), in one bundle with the pod's segment flow and
@@ -107,7 +114,7 @@ export async function add(req: CniRequest): Promise<Result> {
         withLock(client, cfg.bridge, () => {
           const ids = bridgeIds(client, cfg.bridge);
           return Promise.all([
-            withSwitch(cfg.ofSocket, async (sw) => applyStaticFlows({ client, sw, cfg, model, pod, ids: await ids })),
+            bridgeSwitch.use(async (s) => applyStaticFlows({ client, sw: s, cfg, model, pod, ids: await ids })),
             ids.then((ids) => (isApplied(host, ids) ? undefined : applyHostState(client, cfg.bridge, host, ids[hostKey(cfg.name)]))),
           ]);
         }),
@@ -130,6 +137,7 @@ export async function add(req: CniRequest): Promise<Result> {
     throw stepFailed(`ADD ${step}`, err);
   } finally {
     client.close();
+    sw?.close();
   }
 }
 
