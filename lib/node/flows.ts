@@ -1,6 +1,5 @@
 // The node's flows: one OpenFlow connection per use (or one held by a long-lived process), reads by cookie, atomic bundles.
 import { existsSync } from "node:fs";
-import { createConnection } from "node:net";
 import { parseEndpoint } from "../ovs/endpoint.ts";
 import { type Flow, type FlowOp } from "../ovs/flow.ts";
 import { renderBundle } from "../ovs/flow-text.ts";
@@ -10,6 +9,7 @@ import { CniError, Code } from "../cni/errors.ts";
 import { settings } from "../settings.ts";
 import type { CookieFilter } from "../dataplane/model.ts";
 import { SWITCH_WAIT_MS } from "./lock.ts";
+import { openStream } from "../ovs/stream.ts";
 
 /** How long a command waits for ovs-vswitchd's OpenFlow socket. */
 export const OF_TIMEOUT_MS = 5000;
@@ -168,7 +168,7 @@ function busyTimeout(ofSocket: string, timeoutMs: number): number {
 /** True when something (ovs-vswitchd) accepts connections on the OpenFlow endpoint within the timeout. */
 export function ofSocketAlive(ofSocket: string, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const sock = createConnection(parseEndpoint("ofSocket", ofSocket));
+    const sock = openStream(parseEndpoint("ofSocket", ofSocket));
     const done = (ok: boolean) => {
       clearTimeout(timer);
       sock.destroy();

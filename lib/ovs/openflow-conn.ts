@@ -1,7 +1,7 @@
 // An OpenFlow 1.4 connection to ovs-vswitchd: atomic bundles, flow dumps, echo; one-shot wrappers for CNI processes.
-import { createConnection, type Socket } from "node:net";
 import { CniError, Code, messageOf, tryAgainLater } from "../cni/errors.ts";
 import { parseEndpoint } from "./endpoint.ts";
+import { openStream, type ByteStream } from "./stream.ts";
 import type { FlowOp } from "./flow.ts";
 import {
   bundleAdd, bundleControl, BundleCtrl, decodeFlowStats, DEFAULT_TIMEOUT_MS, describeError, describeOp, encodeFlowMod, flowStatsRequest,
@@ -38,7 +38,7 @@ export class OpenFlowConnection {
   private constructor(
     /** The endpoint as given (`unix:/path`, `tcp:HOST:PORT`), for messages. */
     readonly endpoint: string,
-    private readonly sock: Socket,
+    private readonly sock: ByteStream,
     private readonly timeoutMs: number,
   ) {}
 
@@ -61,7 +61,7 @@ export class OpenFlowConnection {
     let conn: OpenFlowConnection;
     try {
       const to = parseEndpoint("ofSocket", endpoint);
-      conn = new OpenFlowConnection(endpoint, createConnection(to), timeoutMs);
+      conn = new OpenFlowConnection(endpoint, openStream(to), timeoutMs);
       if ("port" in to) conn.sock.setNoDelay(true);
     } catch (e) {
       return Promise.reject(e);

@@ -1,9 +1,9 @@
 // The one OVSDB client (RFC 7047 JSON-RPC over unix:/tcp:): transact, lock, wait for cur_cfg, monitor.
-import { createConnection, type Socket } from "node:net";
 import { parseEndpoint, type Endpoint } from "./endpoint.ts";
 import { CniError, Code, messageOf, tryAgainLater } from "../cni/errors.ts";
 import { JsonSplitter } from "./jsonstream.ts";
 import type { MonitorRequest, TableUpdates } from "./ovsdb-values.ts";
+import { openStream, type ByteStream } from "./stream.ts";
 
 export { mapToObject, namedUuid, ovsMap, ovsSet, setToArray, uuid, uuidOf } from "./ovsdb-values.ts";
 export type { MonitorRequest, Row, RowUpdate, TableUpdates } from "./ovsdb-values.ts";
@@ -83,7 +83,7 @@ class Refused extends Error {}
 
 function connectOnce(target: Endpoint, endpoint: string, timeoutMs: number): Promise<OvsdbClient> {
   return new Promise((resolve, reject) => {
-    const sock = createConnection(target);
+    const sock = openStream(target);
     const onError = (e: Error) => fail(e);
     const fail = (e: Error) => {
       clearTimeout(timer);
@@ -122,7 +122,7 @@ export class OvsdbClient {
 
   /** Use connect(). */
   constructor(
-    private readonly sock: Socket,
+    private readonly sock: ByteStream,
     /** The endpoint, as given to connect(). */
     readonly endpoint: string,
   ) {
