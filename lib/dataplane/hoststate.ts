@@ -27,6 +27,8 @@ export interface HostSpec {
   clusterRanges: readonly string[];
   /** The cluster's pod ranges as configured (`clusterCIDR`), when they were: routed whole instead of per peer. */
   clusterCIDRs?: readonly string[];
+  /** routedRanges of this spec when already worked out (static mode: while the config's peers were parsed). */
+  routed?: readonly string[];
   masquerade: boolean;
 }
 
@@ -70,7 +72,8 @@ function networkOf(addr: string): string {
  * big cluster: ovs-vswitchd reads the whole table again after every link change (each pod's veth), and
  * 1,000 routes cost an ADD 65–85 ms of waiting for it.
  */
-export function routedRanges(s: Pick<HostSpec, "peers" | "clusterCIDRs">): string[] {
+export function routedRanges(s: Pick<HostSpec, "peers" | "clusterCIDRs" | "routed">): string[] {
+  if (s.routed) return [...s.routed];
   const peers = s.peers.map((p) => p.podCIDR);
   if (!s.clusterCIDRs?.length) return peers;
   const clusters = s.clusterCIDRs.map((c) => ({ text: c, v4: parseV4Range(c) }));

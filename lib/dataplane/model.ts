@@ -62,7 +62,7 @@ export function networkFlowsFingerprint(m: NodeModel, network: string): string {
   const n = m.networks.find((x) => x.name === network);
   if (!n) throw new Error(`network ${network} is not in the node model`);
   const sample: NodeModel = { ports: m.ports, networks: [{ ...n, peers: n.peers.slice(0, 1) }] };
-  const data = JSON.stringify([m.ports, n.name, n.gatewayIP, n.globalSegments, n.peers.map((p) => [p.nodeIP, p.podCIDR])]);
+  const data = JSON.stringify([m.ports, n.name, n.gatewayIP, n.globalSegments, n.peers]);
   return sha256Hex([data, ...desiredNodeFlows(sample).map(flowText)].join("\n")).slice(0, 16);
 }
 

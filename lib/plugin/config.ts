@@ -31,6 +31,8 @@ export interface OvsplaneConfig {
   masquerade: boolean;
   /** The cluster's pod ranges, when given (else the node's range and its peers'). */
   clusterCIDRs?: string[];
+  /** What the node routes through the gateway to other nodes' pods (hoststate's routedRanges), worked out with the peers. */
+  peerRoutes: string[];
   /** The CNI call log's path as configured (one JSON line per call): absent = DEFAULTS.logFile, `""` = no log. */
   logFile?: string;
   /** Agent mode (present only then): ovsplane-agent owns node-wide state and reports namespaces' segments in stateDir. */
@@ -146,6 +148,23 @@ function parsePeers(v: unknown): { peers: Peer[]; ranges: PeerRange[] } {
   return { peers, ranges };
 }
 
+/**
+ * Each clusterCIDR, then each peer range outside all of them (hoststate's routedRanges, on the numbers
+ * parsePeers already has: 1,000 peers in a cold process cost an ADD ~3 ms the other way); without
+ * clusterCIDR, every peer's range.
+ */
+function peerRoutes(peers: readonly Peer[], ranges: readonly PeerRange[], clusterCIDRs: readonly string[] | undefined): string[] {
+  if (!clusterCIDRs?.length) return peers.map((p) => p.podCIDR);
+  const clusters = clusterCIDRs.map((c) => parseV4Range(c)!); // parseCidrs took IPv4 only
+  const out = [...clusterCIDRs];
+  for (const r of ranges) {
+    let inside = false;
+    for (const c of clusters) if (c.first <= r.first && r.last <= c.last) inside = true;
+    if (!inside) out.push(peers[r.i]!.podCIDR);
+  }
+  return out;
+}
+
 /** IPv4 CIDRs from a string or a list of them (canonical network/prefix). */
 function parseCidrs(field: string, v: unknown): string[] {
   const list = typeof v === "string" ? [v] : v;
@@ -242,8 +261,10 @@ export function parseConfig(conf: NetConf): OvsplaneConfig {
     peers,
     ipamType: ipam.type,
     podCIDRs,
+    peerRoutes: [],
     ...parseClusterOptions(conf),
   };
+  out.peerRoutes = peerRoutes(peers, ranges, out.clusterCIDRs);
   if (conf.logFile !== undefined && (typeof conf.logFile !== "string" || (conf.logFile !== "" && !conf.logFile.startsWith("/")))) {
     throw invalidConfig("logFile", conf.logFile, 'must be an absolute path, or "" for no call log');
   }

@@ -74,6 +74,7 @@ export function hostSpec(cfg: OvsplaneConfig, addr: PodAddressing): HostSpec {
     podCIDRs: cfg.podCIDRs,
     clusterRanges: clusterRanges(cfg),
     ...(cfg.clusterCIDRs ? { clusterCIDRs: cfg.clusterCIDRs } : {}),
+    routed: cfg.peerRoutes,
     masquerade: cfg.masquerade,
   };
 }

@@ -1,4 +1,5 @@
 // Unit tests of the ovsplane network configuration: defaults, every refusal (code 7), the segment from CNI_ARGS.
+import { routedRanges } from "../../lib/dataplane/hoststate.ts";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { CniError } from "../../lib/cni/errors.ts";
@@ -36,6 +37,7 @@ test("defaults of the configuration reference", () => {
     peers: [],
     ipamType: "ovsplane-ipam",
     podCIDRs: ["10.244.1.0/24"],
+    peerRoutes: [],
     globalSegments: [],
     masquerade: true,
   } satisfies OvsplaneConfig);
@@ -43,6 +45,18 @@ test("defaults of the configuration reference", () => {
   assert.is(MAX_VNI, 16777215);
   assert.not.ok("mtu" in c);
   assert.not.ok("localIP" in c.tunnel);
+});
+
+test("peerRoutes: each clusterCIDR, then the peer ranges outside them (as hoststate's routedRanges works them out)", () => {
+  const peers = [
+    { nodeIP: "198.19.0.1", podCIDR: "10.0.1.0/24" },
+    { nodeIP: "198.19.0.2", podCIDR: "172.16.5.0/24" },
+    { nodeIP: "198.19.0.3", podCIDR: "10.0.2.0/24" },
+  ];
+  const c = parseConfig(conf({ peers, clusterCIDR: "10.0.0.0/8" }));
+  assert.equal(c.peerRoutes, ["10.0.0.0/8", "172.16.5.0/24"]);
+  assert.equal(c.peerRoutes, routedRanges({ peers: c.peers, clusterCIDRs: c.clusterCIDRs! }));
+  assert.equal(parseConfig(conf({ peers })).peerRoutes, peers.map((p) => p.podCIDR));
 });
 
 test("ofSocket follows the bridge and the ovsdb socket directory", () => {
