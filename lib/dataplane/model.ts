@@ -67,12 +67,13 @@ export function networkFlowsFingerprint(m: NodeModel, network: string): string {
 }
 
 /**
- * True when the pipeline defaults read back (cookie NODE_COOKIE) are all there and right: what a static
- * ADD checks, with the fingerprint, before it trusts the node-wide flows without reading them all back.
- * A flush or a restarted ovs-vswitchd takes the defaults with everything else.
+ * True when the bridge holds as many pipeline defaults (cookie NODE_COOKIE) as the model has: what a
+ * static ADD checks, with the fingerprint, before it trusts the node-wide flows without reading them
+ * back. A flush or a restarted ovs-vswitchd takes the defaults with everything else; their content is
+ * the fingerprint's (it covers the ports and the rendered defaults), so the switch only counts them.
  */
-export function defaultsHold(ports: NodePorts, defaults: readonly Flow[]): boolean {
-  return diffFlows(defaults, nodeFlows(ports)).length === 0;
+export function defaultsHold(ports: NodePorts, count: number): boolean {
+  return count === nodeFlows(ports).length;
 }
 
 /** A cookie filter for reading flows back. */

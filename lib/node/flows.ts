@@ -103,6 +103,12 @@ export class Switch {
     return parts.flat().map((x) => x.flow);
   }
 
+  /** The number of flows whose cookie matches any of the filters (counted by the switch). */
+  async count(filters: readonly CookieFilter[]): Promise<number> {
+    const counts = await Promise.all(filters.map((f) => this.conn.countFlows({ cookie: f.cookie, mask: f.mask })));
+    return counts.reduce((a, b) => a + b, 0);
+  }
+
   /** Applies changes as one atomic bundle (nothing for no changes). */
   async apply(ops: readonly FlowOp[]): Promise<void> {
     if (!ops.length) return;

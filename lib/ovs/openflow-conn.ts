@@ -4,8 +4,8 @@ import { parseEndpoint } from "./endpoint.ts";
 import { openStream, type ByteStream } from "./stream.ts";
 import type { FlowOp } from "./flow.ts";
 import {
-  bundleAdd, bundleControl, BundleCtrl, decodeFlowStats, DEFAULT_TIMEOUT_MS, describeError, describeOp, encodeFlowMod, flowStatsRequest,
-  helloMessage, helloOffers14, ofMessage, OFPMP_FLOW_DESC, OFPMPF_REPLY_MORE, OFPT, type FlowEntry, type FlowFilter,
+  aggregateRequest, bundleAdd, bundleControl, BundleCtrl, decodeAggregateCount, decodeFlowStats, DEFAULT_TIMEOUT_MS, describeError, describeOp, encodeFlowMod, flowStatsRequest,
+  helloMessage, helloOffers14, ofMessage, OFPMP_AGGREGATE_STATS, OFPMP_FLOW_DESC, OFPMPF_REPLY_MORE, OFPT, type FlowEntry, type FlowFilter,
 } from "./openflow.ts";
 
 /** Options of connect() and of each exchange. */
@@ -184,6 +184,32 @@ export class OpenFlowConnection {
           return reject(fail(messageOf(e)));
         }
         if (!(body.readUInt16BE(2) & OFPMPF_REPLY_MORE)) resolve(out);
+      };
+      this.sock.write(req);
+    });
+  }
+
+  /** The number of flows a filter selects (OFPMP_AGGREGATE_STATS: the switch counts, nothing is sent back per flow). */
+  countFlows(filter: FlowFilter = {}, opts: NativeOptions = {}): Promise<number> {
+    let req: Buffer;
+    const xid = this.xidCounter + 1;
+    try {
+      req = aggregateRequest(xid, filter);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    this.nextXid();
+    const fail = (why: string) => new CniError(Code.StepFailed, `OpenFlow flow count on ${this.endpoint}: ${why}`);
+    return this.exchange<number>(opts.timeoutMs ?? this.timeoutMs, () => "waiting for the flow count", (ex, resolve, reject) => {
+      ex.xids = new Set([xid]);
+      ex.onMessage = (type, _xid, body) => {
+        if (type === OFPT.Error) return reject(fail(`refused: ${describeError(body)}`));
+        if (type !== OFPT.MultipartReply || body.length < 8 || body.readUInt16BE(0) !== OFPMP_AGGREGATE_STATS) return;
+        try {
+          resolve(decodeAggregateCount(body.subarray(8)));
+        } catch (e) {
+          reject(fail(messageOf(e)));
+        }
       };
       this.sock.write(req);
     });

@@ -16,6 +16,8 @@ export const OFPT = {
 export const BundleCtrl = { OpenRequest: 0, OpenReply: 1, CommitRequest: 4, CommitReply: 5, DiscardRequest: 6 } as const;
 /** Multipart type OFPMP_FLOW_DESC: individual flow statistics. */
 export const OFPMP_FLOW_DESC = 1;
+/** Multipart type OFPMP_AGGREGATE_STATS: the number of flows (and their counters) a filter selects. */
+export const OFPMP_AGGREGATE_STATS = 2;
 /** Multipart flag OFPMPF_REPLY_MORE: more reply messages follow for the same xid. */
 export const OFPMPF_REPLY_MORE = 1;
 /** OFPBF_ATOMIC | OFPBF_ORDERED, as ovs-ofctl bundle sends them. */
@@ -135,17 +137,28 @@ export interface FlowFilter {
 }
 
 /** OFPT_MULTIPART_REQUEST of OFPMP_FLOW_DESC for the flows a filter selects (any out_port/out_group, empty match). */
-export function flowStatsRequest(xid: number, filter: FlowFilter = {}): Buffer {
+export function flowStatsRequest(xid: number, filter: FlowFilter = {}, type: number = OFPMP_FLOW_DESC): Buffer {
   const { table } = filter;
   if (table !== undefined && (!Number.isInteger(table) || table < 0 || table > 254)) throw new Error(`flow dump: table ${table} outside 0..254`);
   const b = Buffer.alloc(40);
-  b.writeUInt16BE(OFPMP_FLOW_DESC, 0); // flags and pad stay 0
+  b.writeUInt16BE(type, 0); // flags and pad stay 0
   b.writeUInt8(table ?? ALL_TABLES, 8);
   b.writeUInt32BE(ANY, 12); // out_port
   b.writeUInt32BE(ANY, 16); // out_group
   b.writeBigUInt64BE(filter.cookie ?? 0n, 24);
   b.writeBigUInt64BE(filter.mask ?? (filter.cookie === undefined ? 0n : ALL_ONES), 32);
   return ofMessage(OFPT.MultipartRequest, xid, Buffer.concat([b, encodeMatch({})]));
+}
+
+/** OFPT_MULTIPART_REQUEST of OFPMP_AGGREGATE_STATS: the same filter as flowStatsRequest, answered by one count. */
+export function aggregateRequest(xid: number, filter: FlowFilter = {}): Buffer {
+  return flowStatsRequest(xid, filter, OFPMP_AGGREGATE_STATS);
+}
+
+/** The flow count of an OFPMP_AGGREGATE_STATS reply body (after the 8-byte multipart header). */
+export function decodeAggregateCount(body: Buffer): number {
+  if (body.length < 24) throw new Error(`aggregate stats reply of ${body.length} bytes, want 24`);
+  return body.readUInt32BE(16); // packet_count (8), byte_count (8), flow_count (4), pad (4)
 }
 
 /** A flow read back with its counters. */

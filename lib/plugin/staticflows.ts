@@ -27,7 +27,7 @@ export interface StaticFlowsSpec {
 
 /**
  * Writes a static ADD's flows as one bundle. When the fingerprint recorded on the bridge is the model's
- * and the pipeline defaults are still on the bridge (a flush or an ovs-vswitchd restart takes them), the
+ * and the pipeline defaults are still on the bridge (counted by the switch: a flush or an ovs-vswitchd restart takes them), the
  * network's node-wide flows are trusted: only the pod's flows and its segment's are written, whatever the
  * number of peers. Else the network's node-wide flows are read back, only their differences written with
  * the pod's, and the fingerprint recorded once the bundle is in. Callers hold the node lock.
@@ -36,11 +36,11 @@ export async function applyStaticFlows(s: StaticFlowsSpec): Promise<void> {
   const { cfg, model, sw } = s;
   const fingerprint = networkFlowsFingerprint(model, cfg.name);
   if (s.ids[flowsKey(cfg.name)] === fingerprint) {
-    if (defaultsHold(model.ports, await sw.read([{ cookie: NODE_COOKIE, mask: EXACT_MASK }]))) {
+    if (defaultsHold(model.ports, await sw.count([{ cookie: NODE_COOKIE, mask: EXACT_MASK }]))) {
       trace(`node-wide flows of ${cfg.name} hold (fingerprint ${fingerprint})`);
       return sw.apply(podAddOps(s.pod, model.ports));
     }
-    trace("pipeline defaults gone or changed: node-wide flows read back");
+    trace("pipeline defaults gone: node-wide flows read back");
   }
   await sw.apply(addFlowOps({ cfg, model, current: await sw.read(networkScope(cfg.name)), pod: s.pod }));
   await setBridgeId(s.client, cfg.bridge, flowsKey(cfg.name), fingerprint);

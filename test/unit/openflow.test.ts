@@ -9,7 +9,7 @@ import {
   act, EthType, exact, ipv4, masked, on, regName, slice, type Action, type Flow, type FlowOp, type Match,
 } from "../../lib/ovs/flow.ts";
 import {
-  bundleAdd, bundleControl, BundleCtrl, describeError, encodeFlowMod, flowStatsRequest, helloMessage, ofMessage, OFPT,
+  aggregateRequest, bundleAdd, bundleControl, BundleCtrl, decodeAggregateCount, describeError, encodeFlowMod, flowStatsRequest, helloMessage, ofMessage, OFPT,
 } from "../../lib/ovs/openflow.ts";
 import { applyFlowsNative, dumpFlowsNative, OpenFlowConnection } from "../../lib/ovs/openflow-conn.ts";
 import { encodeInstructions, encodeMatch } from "../../lib/ovs/oxm.ts";
@@ -204,6 +204,10 @@ test("hello, bundle control, bundle add and the flow stats request as ovs-ofctl 
     "0512003800000007" + "0001000000000000" + "1e000000ffffffffffffffff00000000" + "0000000000000012ffffffffffffffff" + "0001000400000000");
   assert.is(hexOf(flowStatsRequest(7).subarray(16, 48)), "ff000000ffffffffffffffff00000000" + "00000000000000000000000000000000", "every flow");
   assert.is(hexOf(flowStatsRequest(7, { cookie: 0x6f76036c00000000n, mask: 0xffffffff00000000n }).subarray(32, 48)), "6f76036c00000000ffffffff00000000");
+  // OFPMP_AGGREGATE_STATS: the same body under type 2; its reply's flow_count after two 64-bit counters
+  assert.is(hexOf(aggregateRequest(7, { cookie: 0x12n })), hexOf(flowStatsRequest(7, { cookie: 0x12n })).replace(/^(.{16})0001/, "$10002"));
+  assert.is(decodeAggregateCount(Buffer.from("0000000000000005" + "00000000000001f4" + "00000024" + "00000000", "hex")), 36);
+  assert.throws(() => decodeAggregateCount(Buffer.alloc(16)), /16 bytes/);
 });
 
 test("describeError names OpenFlow and Nicira errors", () => {

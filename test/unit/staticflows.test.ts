@@ -40,12 +40,12 @@ test("fingerprint: with 1,000 peers every one counts, and none is built into flo
   assert.is.not(networkFlowsFingerprint(oneOff, "net1"), fp, "the last peer's range counts");
 });
 
-test("defaultsHold: all pipeline defaults read back hold; one missing or changed does not", () => {
-  const defaults = nodeFlows(model.ports);
-  assert.ok(defaultsHold(model.ports, defaults));
-  assert.not.ok(defaultsHold(model.ports, defaults.slice(1)), "one missing");
-  assert.not.ok(defaultsHold(model.ports, []), "flushed");
-  assert.not.ok(defaultsHold({ ...model.ports, gateway: 7 }, defaults), "an ofport changed");
+test("defaultsHold: as many pipeline defaults as the model has hold; one missing or a flush does not; an ofport change is the fingerprint's", () => {
+  const n = nodeFlows(model.ports).length;
+  assert.ok(defaultsHold(model.ports, n));
+  assert.not.ok(defaultsHold(model.ports, n - 1), "one missing");
+  assert.not.ok(defaultsHold(model.ports, 0), "flushed");
+  assert.is.not(networkFlowsFingerprint({ ...model, ports: { ...model.ports, gateway: 7 } }, "net1"), networkFlowsFingerprint(model, "net1"), "an ofport changed");
 });
 
 /** A switch holding flows in memory, recording what was read and written; a client recording transactions. */
@@ -57,6 +57,10 @@ function fakes(flows: Flow[]) {
       reads.push([...filters]);
       return flows.filter((f) => filters.some((x) => (f.cookie & x.mask) === (x.cookie & x.mask)));
     },
+    count: async (filters: readonly CookieFilter[]) => {
+      reads.push([...filters]);
+      return flows.filter((f) => filters.some((x) => (f.cookie & x.mask) === (x.cookie & x.mask))).length;
+    },
     apply: async (ops: readonly FlowOp[]) => void bundles.push([...ops]),
   } as unknown as Switch;
   const txns: unknown[] = [];
@@ -66,7 +70,7 @@ function fakes(flows: Flow[]) {
 
 const kinds = (ops: FlowOp[]) => [...new Set(ops.map((o) => (o.op === "delete" ? -1 : parseCookie(o.flow.cookie)!.kind)))].sort();
 
-test("applyStaticFlows: fingerprint and defaults hold: only the defaults are read, only the pod's and segment's flows written", async () => {
+test("applyStaticFlows: fingerprint and defaults hold: only the defaults are counted, only the pod's and segment's flows written", async () => {
   const many = withNet({ peers: peers(1000) });
   const f = fakes(desiredNodeFlows(many));
   await applyStaticFlows({ client: f.client, sw: f.sw, cfg, model: many, pod: NET1_POD, ids: { [flowsKey("net1")]: networkFlowsFingerprint(many, "net1") } });
