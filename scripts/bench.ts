@@ -105,6 +105,60 @@ async function peerScaling(dir: string): Promise<{ one: number; many: number; fi
   return { one: median(times[0]!), many: median(times[1]!), first };
 }
 
+type Sides = { side: Side; conflist: object; pod: SimPod }[];
+
+/** Interleaved ADD+DEL cycles: wall time, CPU of the calls, and the OVS daemons' CPU on top. */
+async function cyclePart(node: SimNode, sides: Sides): Promise<void> {
+  const ovs0 = ovsCpuMs(node);
+  const [o, r] = await cycles(node, sides);
+  const ovsPerCycle = (ovsCpuMs(node) - ovs0) / (CYCLES + 3); // the OVS daemons' CPU over ovsplane's cycles (idle included)
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const t = new Table(say, `ms (${CYCLES} interleaved cycles)`);
+  t.head();
+  t.row("ADD+DEL cycle, median", median(o!.times), median(r!.times), 1.0);
+  t.row("ADD+DEL cycle, p90", pct(o!.times, 90), pct(r!.times, 90));
+  t.row("CPU (user+sys) per cycle, mean", mean(o!.cpu), mean(r!.cpu), 1.0);
+  t.row("  + ovsdb-server, ovs-vswitchd", mean(o!.cpu) + ovsPerCycle, mean(r!.cpu));
+}
+
+/** Concurrent ADDs on the warm node, then on a fresh node of each side. */
+async function burstPart(node: SimNode, sides: Sides, dir: string): Promise<void> {
+  const t = new Table(say, "ms (bursts)");
+  t.head();
+  const co = await burst(node, ours, sides[0]!.conflist, CONCURRENT, "bco");
+  const cr = await burst(node, ref, sides[1]!.conflist, CONCURRENT, "bcr");
+  t.row(`${CONCURRENT} concurrent ADDs, total`, co.ms, cr.ms, 1.0);
+  const fresh = await Promise.all([createNode({ name: "bfo", underlayIP: "198.18.9.4" }), createNode({ name: "bfr", underlayIP: "198.18.9.5" })]);
+  const fo = await burst(fresh[0]!, ours, ours.conflist(fresh[0]!, join(dir, "fo")), FRESH, "bfo");
+  const fr = await burst(fresh[1]!, ref, ref.conflist(fresh[1]!, join(dir, "fr")), FRESH, "bfr");
+  t.row(`${FRESH} concurrent ADDs, fresh node, total`, fo.ms, fr.ms);
+  if (fo.failed + fr.failed + co.failed + cr.failed) say(`  failed ADDs: ovsplane ${co.failed} + ${fo.failed} fresh, reference ${cr.failed} + ${fr.failed} fresh`);
+  else say("  every concurrent ADD succeeded (ovsplane and reference, warm and fresh node)");
+}
+
+/** VERSION round trips, interleaved with host-local's, an empty process's and an empty Bun executable's. */
+function versionPart(dir: string): void {
+  const bunFloor = emptyBunExecutable(REPO_ROOT, dir);
+  const [ov, hl, br, empty, bun] = versionRoundTrips([[OVSPLANE], [join(REF_DIR, "host-local")], [join(REF_DIR, "bridge")], ["/bin/true"], [bunFloor]], VERSION_RUNS);
+  say("");
+  const s = new Table(say, `ms (VERSION round trip, median of ${VERSION_RUNS})`, ["ovsplane", "host-local"]);
+  s.head();
+  s.row("VERSION round trip", ov!, hl!, 2.5);
+  s.row("  net of an empty process (/bin/true)", ov! - empty!, hl! - empty!);
+  s.row("  an empty Bun executable (the floor)", bun!, hl!);
+  say(`  (interleaved runs; Debian bridge ${br!.toFixed(1)} ms, /bin/true ${empty!.toFixed(1)} ms)`);
+}
+
+/** ADD latency with 1,000 static peers against 1. */
+async function peersPart(dir: string): Promise<void> {
+  const p = await peerScaling(dir);
+  say("");
+  const q = new Table(say, `ms (ovsplane ADD, median of ${PEER_ADDS})`, ["1000 peers", "1 peer"]);
+  q.head();
+  q.row("ADD latency, 1,000 vs 1 static peer", p.many, p.one, 1.2);
+  say(`  (the first ADD on the 1,000-peer node, which writes their flows, routes and fingerprint: ${p.first.toFixed(0)} ms)`);
+}
+
 async function main(): Promise<void> {
   teardownOnSignals();
   const dir = tempDir();
@@ -113,52 +167,10 @@ async function main(): Promise<void> {
     say(`in-process ovsplane-ipam) vs Debian's containernetworking-plugins bridge + host-local (Go), on simulated nodes, same run.\n`);
     const node = await createNode({ name: "bench", underlayIP: "198.18.9.1" });
     const sides = await Promise.all([ours, ref].map(async (side) => ({ side, conflist: side.conflist(node, join(dir, side.label)), pod: await createPod(`bench-${side.label}`) })));
-    if (PARTS.has("cycles")) {
-    const ovs0 = ovsCpuMs(node);
-    const [o, r] = await cycles(node, sides);
-    const ovsPerCycle = (ovsCpuMs(node) - ovs0) / (CYCLES + 3); // the OVS daemons' CPU over ovsplane's cycles (idle included)
-    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-    const t = new Table(say, `ms (${CYCLES} interleaved cycles)`);
-    t.head();
-    t.row("ADD+DEL cycle, median", median(o!.times), median(r!.times), 1.0);
-    t.row("ADD+DEL cycle, p90", pct(o!.times, 90), pct(r!.times, 90));
-    t.row("CPU (user+sys) per cycle, mean", mean(o!.cpu), mean(r!.cpu), 1.0);
-    t.row("  + ovsdb-server, ovs-vswitchd", mean(o!.cpu) + ovsPerCycle, mean(r!.cpu));
-    }
-    if (PARTS.has("burst")) {
-    const t = new Table(say, `ms (bursts)`);
-    t.head();
-    const co = await burst(node, ours, sides[0]!.conflist, CONCURRENT, "bco");
-    const cr = await burst(node, ref, sides[1]!.conflist, CONCURRENT, "bcr");
-    t.row(`${CONCURRENT} concurrent ADDs, total`, co.ms, cr.ms, 1.0);
-    const fresh = await Promise.all([createNode({ name: "bfo", underlayIP: "198.18.9.4" }), createNode({ name: "bfr", underlayIP: "198.18.9.5" })]);
-    const fo = await burst(fresh[0]!, ours, ours.conflist(fresh[0]!, join(dir, "fo")), FRESH, "bfo");
-    const fr = await burst(fresh[1]!, ref, ref.conflist(fresh[1]!, join(dir, "fr")), FRESH, "bfr");
-    t.row(`${FRESH} concurrent ADDs, fresh node, total`, fo.ms, fr.ms);
-    if (fo.failed + fr.failed + co.failed + cr.failed) say(`  failed ADDs: ovsplane ${co.failed} + ${fo.failed} fresh, reference ${cr.failed} + ${fr.failed} fresh`);
-    else say(`  every concurrent ADD succeeded (ovsplane and reference, warm and fresh node)`);
-    }
-    if (PARTS.has("version")) {
-
-    const bunFloor = emptyBunExecutable(REPO_ROOT, dir);
-    const [ov, hl, br, empty, bun] = versionRoundTrips([[OVSPLANE], [join(REF_DIR, "host-local")], [join(REF_DIR, "bridge")], ["/bin/true"], [bunFloor]], VERSION_RUNS);
-    say("");
-    const s = new Table(say, `ms (VERSION round trip, median of ${VERSION_RUNS})`, ["ovsplane", "host-local"]);
-    s.head();
-    s.row("VERSION round trip", ov!, hl!, 2.5);
-    s.row("  net of an empty process (/bin/true)", ov! - empty!, hl! - empty!);
-    s.row("  an empty Bun executable (the floor)", bun!, hl!);
-    say(`  (interleaved runs; Debian bridge ${br!.toFixed(1)} ms, /bin/true ${empty!.toFixed(1)} ms)`);
-    }
-    if (PARTS.has("peers")) {
-
-    const p = await peerScaling(dir);
-    say("");
-    const q = new Table(say, `ms (ovsplane ADD, median of ${PEER_ADDS})`, ["1000 peers", "1 peer"]);
-    q.head();
-    q.row("ADD latency, 1,000 vs 1 static peer", p.many, p.one, 1.2);
-    say(`  (the first ADD on the 1,000-peer node, which writes their flows, routes and fingerprint: ${p.first.toFixed(0)} ms)`);
-    }
+    if (PARTS.has("cycles")) await cyclePart(node, sides);
+    if (PARTS.has("burst")) await burstPart(node, sides, dir);
+    if (PARTS.has("version")) versionPart(dir);
+    if (PARTS.has("peers")) await peersPart(dir);
   } finally {
     await teardownAll();
     rmTemp(dir);

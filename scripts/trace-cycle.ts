@@ -1,4 +1,6 @@
-// Dev aid: OVSPLANE_TRACE of warm ADD/DEL cycles on one simulated node (optionally with N static peers).
+// Dev aid: OVSPLANE_TRACE of warm ADD/DEL cycles through libcni on one simulated node (where an ADD's time goes).
+// Env: CYCLES (4), PEERS (static peers, 1), SHOW=1 (every call's trace, not only the last), NOTRACE=1,
+// WRAP=dir (a directory put first in CNI_PATH, e.g. with an `ovsplane` wrapper that runs perf stat).
 import { createNode, createPod, runDriver, teardownAll, teardownOnSignals } from "../test/harness/testbed.ts";
 import { BIN_DIR, netConf, REF_DIR, rmTemp, tempDir } from "../test/integration/common.ts";
 import { join } from "node:path";
