@@ -1,5 +1,5 @@
 // make bench: ovsplane vs Debian's bridge + host-local through libcni: cycle, CPU, concurrency, fresh node, start-up, peers.
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createNode, createPod, runDriver, teardownAll, teardownOnSignals, type SimNode, type SimPod } from "../test/harness/testbed.ts";
 import { BIN_DIR, netConf, OVSPLANE, REF_DIR, rmTemp, tempDir } from "../test/integration/common.ts";
@@ -77,7 +77,7 @@ function ovsCpuMs(node: SimNode): number {
 }
 
 /** ADD latency on a node with 1 static peer and on one with 1,000, interleaved (DELs not timed). */
-async function peerScaling(dir: string): Promise<{ one: number; many: number; first: number }> {
+async function peerScaling(dir: string): Promise<{ one: number; many: number; first: number; runtimeOne: number; runtimeMany: number }> {
   const peersOf = (n: number) => Array.from({ length: n }, (_, i) => ({ nodeIP: `198.19.${(i + 1) >> 8}.${(i + 1) & 255}`, podCIDR: `10.${(i >> 8) + 1}.${i & 255}.0/24` }));
   const nodes = await Promise.all([createNode({ name: "bp1", underlayIP: "198.18.9.2" }), createNode({ name: "bpk", underlayIP: "198.18.9.3" })]);
   // Written once, as a runtime finds it in /etc/cni/net.d (not serialized again for every call).
@@ -89,8 +89,13 @@ async function peerScaling(dir: string): Promise<{ one: number; many: number; fi
     }));
     return { file };
   });
+  // The runtime's own share: the same conflists through libcni to a no-op "ovsplane" that reads stdin and answers.
+  const noopDir = join(dir, "noop");
+  mkdirSync(noopDir, { recursive: true });
+  writeFileSync(join(noopDir, "ovsplane"), `#!/bin/sh\ncat >/dev/null\n[ "$CNI_COMMAND" = ADD ] && echo '{"cniVersion":"1.0.0","ips":[{"address":"10.244.0.5/22"}]}'\nexit 0\n`, { mode: 0o755 });
+  const noop: Side = { label: "noop", path: [noopDir], conflist: () => ({}) };
   const pod = await createPod("bpeers");
-  const times: number[][] = [[], []];
+  const times: number[][] = [[], [], [], []];
   let first = 0;
   for (let i = 0; i < PEER_ADDS + 1; i++) {
     for (const k of [0, 1]) {
@@ -100,9 +105,13 @@ async function peerScaling(dir: string): Promise<{ one: number; many: number; fi
       if (i > 0) times[k]!.push(ms);
       else if (k === 1) first = ms; // the first ADD writes the 1,000 peers' flows, routes and the fingerprint
       await call(nodes[k]!, ours, confs[k]!, "del", `pe-${i}`, pod);
+      const t1 = performance.now();
+      await call(nodes[k]!, noop, confs[k]!, "add", `pn-${i}`, pod);
+      if (i > 0) times[k + 2]!.push(performance.now() - t1);
+      await call(nodes[k]!, noop, confs[k]!, "del", `pn-${i}`, pod);
     }
   }
-  return { one: median(times[0]!), many: median(times[1]!), first };
+  return { one: median(times[0]!), many: median(times[1]!), first, runtimeOne: median(times[2]!), runtimeMany: median(times[3]!) };
 }
 
 type Sides = { side: Side; conflist: object; pod: SimPod }[];
@@ -156,6 +165,8 @@ async function peersPart(dir: string): Promise<void> {
   const q = new Table(say, `ms (ovsplane ADD, median of ${PEER_ADDS})`, ["1000 peers", "1 peer"]);
   q.head();
   q.row("ADD latency, 1,000 vs 1 static peer", p.many, p.one, 1.2);
+  q.row("  the runtime's share (no-op plugin)", p.runtimeMany, p.runtimeOne);
+  q.row("  net of the runtime's share", p.many - p.runtimeMany, p.one - p.runtimeOne);
   say(`  (the first ADD on the 1,000-peer node, which writes their flows, routes and fingerprint: ${p.first.toFixed(0)} ms)`);
 }
 
