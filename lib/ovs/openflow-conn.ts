@@ -163,53 +163,45 @@ export class OpenFlowConnection {
    * the request or a flow is outside our vocabulary (the message names it).
    */
   dumpFlows(filter: FlowFilter = {}, opts: NativeOptions = {}): Promise<FlowEntry[]> {
-    let req: Buffer;
-    const xid = this.xidCounter + 1;
-    try {
-      req = flowStatsRequest(xid, filter);
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    this.nextXid();
     const out: FlowEntry[] = [];
-    const fail = (why: string) => new CniError(Code.StepFailed, `OpenFlow flow dump on ${this.endpoint}: ${why}`);
-    return this.exchange<FlowEntry[]>(opts.timeoutMs ?? this.timeoutMs, () => "waiting for the flow dump", (ex, resolve, reject) => {
-      ex.xids = new Set([xid]);
-      ex.onMessage = (type, _xid, body) => {
-        if (type === OFPT.Error) return reject(fail(`refused: ${describeError(body)}`));
-        if (type !== OFPT.MultipartReply || body.length < 8 || body.readUInt16BE(0) !== OFPMP_FLOW_DESC) return;
-        try {
-          out.push(...decodeFlowStats(body.subarray(8)));
-        } catch (e) {
-          return reject(fail(messageOf(e)));
-        }
-        if (!(body.readUInt16BE(2) & OFPMPF_REPLY_MORE)) resolve(out);
-      };
-      this.sock.write(req);
+    return this.multipart<FlowEntry[]>({ what: "flow dump", type: OFPMP_FLOW_DESC, build: (xid) => flowStatsRequest(xid, filter), opts }, (body, flags) => {
+      out.push(...decodeFlowStats(body));
+      return flags & OFPMPF_REPLY_MORE ? undefined : out;
     });
   }
 
   /** The number of flows a filter selects (OFPMP_AGGREGATE_STATS: the switch counts, nothing is sent back per flow). */
   countFlows(filter: FlowFilter = {}, opts: NativeOptions = {}): Promise<number> {
+    return this.multipart<number>({ what: "flow count", type: OFPMP_AGGREGATE_STATS, build: (xid) => aggregateRequest(xid, filter), opts }, (body) => decodeAggregateCount(body));
+  }
+
+  /**
+   * One multipart request and its replies of `type`: each reply's body (after its 8-byte header) goes to
+   * onReply with its flags, until onReply answers something. Code 100 when the switch refuses the request
+   * or onReply throws (the message says why).
+   */
+  private multipart<T>(m: { what: string; type: number; build: (xid: number) => Buffer; opts: NativeOptions }, onReply: (body: Buffer, flags: number) => T | undefined): Promise<T> {
     let req: Buffer;
     const xid = this.xidCounter + 1;
     try {
-      req = aggregateRequest(xid, filter);
+      req = m.build(xid);
     } catch (e) {
       return Promise.reject(e);
     }
     this.nextXid();
-    const fail = (why: string) => new CniError(Code.StepFailed, `OpenFlow flow count on ${this.endpoint}: ${why}`);
-    return this.exchange<number>(opts.timeoutMs ?? this.timeoutMs, () => "waiting for the flow count", (ex, resolve, reject) => {
+    const fail = (why: string) => new CniError(Code.StepFailed, `OpenFlow ${m.what} on ${this.endpoint}: ${why}`);
+    return this.exchange<T>(m.opts.timeoutMs ?? this.timeoutMs, () => `waiting for the ${m.what}`, (ex, resolve, reject) => {
       ex.xids = new Set([xid]);
       ex.onMessage = (type, _xid, body) => {
         if (type === OFPT.Error) return reject(fail(`refused: ${describeError(body)}`));
-        if (type !== OFPT.MultipartReply || body.length < 8 || body.readUInt16BE(0) !== OFPMP_AGGREGATE_STATS) return;
+        if (type !== OFPT.MultipartReply || body.length < 8 || body.readUInt16BE(0) !== m.type) return;
+        let done: T | undefined;
         try {
-          resolve(decodeAggregateCount(body.subarray(8)));
+          done = onReply(body.subarray(8), body.readUInt16BE(2));
         } catch (e) {
-          reject(fail(messageOf(e)));
+          return reject(fail(messageOf(e)));
         }
+        if (done !== undefined) resolve(done);
       };
       this.sock.write(req);
     });
