@@ -22,12 +22,11 @@ bundles: node_modules
 	  --outdir=dist/js --out-extension:.js=.cjs $(filter-out cmd/multicall.ts,$(wildcard cmd/*.ts))
 
 # The shipped executable: one Bun-compiled multi-call binary; the other names are symlinks to it. Each program is an
-# entry point with bytecode of its own, loaded only under its name (cmd/multicall.ts answers VERSION itself). The
-# JIT tiers up 10x later: a CNI call runs its code once, and compiling it cost more CPU than interpreting it
-# (ADD ~42 -> ~31 ms of CPU); the agent sets the normal policy back for itself.
+# entry point with bytecode of its own, loaded only under its name (cmd/multicall.ts answers VERSION itself and
+# sets the JIT policy of the short-lived programs).
 bin: node_modules
 	@mkdir -p dist/bin
-	$(BUN) build --compile --compile-jit-policy=10 --minify --bytecode --format=esm --no-compile-autoload-dotenv --no-compile-autoload-bunfig cmd/multicall.ts cmd/ovsplane.ts cmd/ovsplane-ipam.ts cmd/ovsplane-agent.ts cmd/ovsplanectl.ts --outfile dist/bin/.ovsplane.tmp >/dev/null
+	$(BUN) build --compile --minify --bytecode --format=esm --no-compile-autoload-dotenv --no-compile-autoload-bunfig cmd/multicall.ts cmd/ovsplane.ts cmd/ovsplane-ipam.ts cmd/ovsplane-agent.ts cmd/ovsplanectl.ts --outfile dist/bin/.ovsplane.tmp >/dev/null
 	mv -f dist/bin/.ovsplane.tmp dist/bin/ovsplane
 	@for l in $(LINKS); do ln -sfn ovsplane dist/bin/$$l; done
 

@@ -151,8 +151,14 @@ async function writeSliced(sw: Switch, slices: Iterable<FlowOp[]>): Promise<{ ch
     await sw.apply(ops);
     changes += ops.length;
     restored ||= wroteDefaults(ops);
+    collect(); // the slice's flows and texts are garbage now: the next slice reuses their memory (peak RSS)
   }
   return { changes, restored };
+}
+
+/** A full collection now, on Bun (a full reconcile's slices: ~5 ms each against a peak RSS that varied by ~15 MiB). */
+function collect(): void {
+  (globalThis as { Bun?: { gc?(force: boolean): void } }).Bun?.gc?.(true);
 }
 
 /** What the last reconcile of a bridge wrote: its inputs but the peers, and each peer address's pod ranges. */

@@ -29,7 +29,7 @@ export function emptyBunExecutable(repo: string, dir: string): string {
   const out = join(dir, "empty-bun");
   // write(2) on fd 1, as ovsplane writes: Bun's process.stdout alone costs ~11 ms to create.
   writeFileSync(src, 'import { writeSync } from "node:fs";\nwriteSync(1, \'{"cniVersion":"1.1.0"}\\n\');\n');
-  const r = spawnSync(join(repo, "node_modules/.bin/bun"), ["build", "--compile", "--compile-jit-policy=10", "--minify", "--bytecode", "--format=esm",
+  const r = spawnSync(join(repo, "node_modules/.bin/bun"), ["build", "--compile", "--minify", "--bytecode", "--format=esm",
     "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig", src, "--outfile", out], { encoding: "utf8" });
   if (r.status !== 0) throw new Error(`building the empty Bun executable: ${r.stderr}`);
   return out;
