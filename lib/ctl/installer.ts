@@ -3,6 +3,7 @@ import { createHash } from "node:crypto";
 import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseConfig } from "../plugin/config.ts";
+import { withPeersFile } from "../plugin/peersfile.ts";
 import type { NetConf } from "../cni/types.ts";
 
 /** The top-level key that marks a conflist as written by ovsplanectl (libcni ignores unknown keys). */
@@ -40,7 +41,7 @@ export function validateConflist(c: Record<string, unknown>): void {
     throw new Error("conflist needs cniVersion, name and a non-empty plugins list");
   }
   for (const p of c.plugins as Record<string, unknown>[]) {
-    if (p.type === "ovsplane") parseConfig({ ...p, name: c.name, cniVersion: c.cniVersion } as NetConf);
+    if (p.type === "ovsplane") parseConfig(withPeersFile({ ...p, name: c.name, cniVersion: c.cniVersion } as NetConf));
   }
 }
 

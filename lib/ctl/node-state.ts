@@ -6,6 +6,7 @@ import type { Argv } from "yargs";
 import { messageOf } from "../cni/errors.ts";
 import type { NetConf } from "../cni/types.ts";
 import { parseConfig, type OvsplaneConfig } from "../plugin/config.ts";
+import { withPeersFile } from "../plugin/peersfile.ts";
 import { connect, setToArray } from "../ovs/ovsdb.ts";
 import { OpenFlowConnection } from "../ovs/openflow-conn.ts";
 import type { FlowEntry } from "../ovs/openflow.ts";
@@ -64,7 +65,7 @@ export function loadNetworks(confDir: string = DEFAULT_CONF_DIR): { networks: Ne
       if (p?.type !== "ovsplane") continue;
       const conf = { ...p, name: doc.name, cniVersion: doc.cniVersion } as NetConf;
       try {
-        networks.push({ file, conf, cfg: parseConfig(conf) });
+        networks.push({ file, conf, cfg: parseConfig(withPeersFile(conf)) });
       } catch (e) {
         problems.push({ file, why: messageOf(e) });
       }

@@ -9,6 +9,7 @@ import { applyFlows, EarlySwitch } from "../node/flows.ts";
 import { EXACT_MASK, podCookie } from "../dataplane/pipeline.ts";
 import type { CniRequest, Result } from "../cni/types.ts";
 import { parseConfig, segmentOf } from "./config.ts";
+import { withPeersFile } from "./peersfile.ts";
 import { delegateIpam } from "./delegate.ts";
 import { attachmentId, hostVethName, isMac, macFrom, randomMac, vethAlias } from "../dataplane/names.ts";
 import { bridgeIds, deletePorts, ensureNode, findPort, preflight } from "../node/bridge.ts";
@@ -28,7 +29,7 @@ type Undo = { what: string; fn: () => Promise<unknown>; early?: boolean };
 /** The CNI ADD of ovsplane. */
 export async function add(req: CniRequest): Promise<Result> {
   calls.step("checking OVS");
-  const cfg = parseConfig(req.conf);
+  const cfg = parseConfig(withPeersFile(req.conf));
   // Agent mode: the namespace's segment as the agent reported it (code 11 before any side effect when not yet).
   const segment = cfg.agent ? agentSegmentOf(req, cfg, cfg.agent) : segmentOf(req, cfg);
   const hostName = hostVethName(req.containerID, req.ifname);

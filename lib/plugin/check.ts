@@ -10,6 +10,7 @@ import { ipv4Of } from "../dataplane/attachment.ts";
 import { EXACT_MASK, podCookie, segmentCookie } from "../dataplane/pipeline.ts";
 import type { CniRequest } from "../cni/types.ts";
 import { parseConfig, type OvsplaneConfig } from "./config.ts";
+import { withPeersFile } from "./peersfile.ts";
 import { delegateIpam } from "./delegate.ts";
 import { attachmentId, GATEWAY_PORT, gatewayMac, hostVethName } from "../dataplane/names.ts";
 import { bridgeExists, findPort } from "../node/bridge.ts";
@@ -18,7 +19,7 @@ import { calls } from "./calllog.ts";
 
 /** The CNI CHECK of ovsplane. */
 export async function check(req: CniRequest): Promise<void> {
-  const cfg = parseConfig(req.conf);
+  const cfg = parseConfig(withPeersFile(req.conf));
   calls.step("interface");
   const prev = req.prevResult;
   if (!prev) throw checkFailed("prevResult", "required for CHECK");
@@ -88,7 +89,7 @@ async function checkFlows(cfg: OvsplaneConfig, pod: PodFlowSpec, gatewayPort: nu
 
 /** The CNI STATUS of ovsplane: OVSDB answers and ovs-vswitchd serves the bridge (code 50 otherwise). */
 export async function status(req: CniRequest): Promise<void> {
-  const cfg = parseConfig(req.conf);
+  const cfg = parseConfig(withPeersFile(req.conf));
   const timeout = 2000;
   let client;
   try {

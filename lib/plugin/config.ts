@@ -275,6 +275,7 @@ export function parseConfig(conf: NetConf): OvsplaneConfig {
     out.agent = parseAgent(conf.agent);
     // With the agent, peers come from the Node objects: static ones would never be programmed.
     if (peers.length) throw invalidConfig("peers", conf.peers, "not with agent: ovsplane-agent takes the peers from the Kubernetes API");
+    if (conf.peersFile !== undefined) throw invalidConfig("peersFile", conf.peersFile, "not with agent: ovsplane-agent takes the peers from the Kubernetes API");
   }
   return out;
 }

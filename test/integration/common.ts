@@ -1,5 +1,5 @@
 // Shared pieces of the ovsplane integration tests: executables, configs, pod attach helpers.
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { podFlows } from "../../lib/dataplane/builders.ts";
 import { connectNodes, createNode, createPod, runPlugin, REPO_ROOT, type PluginResult, type SimNode, type SimPod } from "../harness/testbed.ts";
@@ -49,13 +49,19 @@ export function netConf(node: SimNode, o: ConfOptions): Record<string, unknown> 
   };
 }
 
-/** Nodes a (198.18.0.1, pods 10.244.1.0/24) and b (198.18.0.2, pods 10.244.2.0/24) on the underlay, each the other's static peer. */
+/**
+ * Nodes a (198.18.0.1, pods 10.244.1.0/24) and b (198.18.0.2, pods 10.244.2.0/24) on the underlay, each the
+ * other's static peer: a's inline (`peers`), b's in a file of its own (`peersFile`), so both forms are used.
+ */
 export async function twoNodes(dataDirs: readonly [string, string]): Promise<{ A: SimNode; B: SimNode; confA: Record<string, unknown>; confB: Record<string, unknown> }> {
   const A = await createNode({ name: "a", underlayIP: "198.18.0.1" });
   const B = await createNode({ name: "b", underlayIP: "198.18.0.2" });
   await connectNodes(A, B);
   const confA = netConf(A, { podCIDR: "10.244.1.0/24", peers: [{ nodeIP: "198.18.0.2", podCIDR: "10.244.2.0/24" }], dataDir: dataDirs[0] });
-  const confB = netConf(B, { podCIDR: "10.244.2.0/24", peers: [{ nodeIP: "198.18.0.1", podCIDR: "10.244.1.0/24" }], dataDir: dataDirs[1] });
+  mkdirSync(dataDirs[1], { recursive: true });
+  const peersFile = join(dataDirs[1], "peers.json");
+  writeFileSync(peersFile, JSON.stringify([{ nodeIP: "198.18.0.1", podCIDR: "10.244.1.0/24" }]));
+  const confB = netConf(B, { podCIDR: "10.244.2.0/24", dataDir: dataDirs[1], extra: { peers: undefined, peersFile } });
   return { A, B, confA, confB };
 }
 

@@ -1,4 +1,8 @@
 // Unit tests of the ovsplane network configuration: defaults, every refusal (code 7), the segment from CNI_ARGS.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { withPeersFile } from "../../lib/plugin/peersfile.ts";
 import { routedRanges } from "../../lib/dataplane/hoststate.ts";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
@@ -57,6 +61,26 @@ test("peerRoutes: each clusterCIDR, then the peer ranges outside them (as hostst
   assert.equal(c.peerRoutes, ["10.0.0.0/8", "172.16.5.0/24"]);
   assert.equal(c.peerRoutes, routedRanges({ peers: c.peers, clusterCIDRs: c.clusterCIDRs! }));
   assert.equal(parseConfig(conf({ peers })).peerRoutes, peers.map((p) => p.podCIDR));
+});
+
+test("peersFile: its JSON list becomes the peers (validated as inline ones); unreadable, relative, beside peers or with agent is code 7", () => {
+  const dir = mkdtempSync(join(tmpdir(), "peersfile-"));
+  try {
+    const file = join(dir, "peers.json");
+    const peers = [{ nodeIP: "198.19.0.1", podCIDR: "10.0.1.0/24" }, { nodeIP: "198.19.0.2", podCIDR: "10.0.2.0/24" }];
+    writeFileSync(file, JSON.stringify(peers));
+    const c = parseConfig(withPeersFile(conf({ peers: undefined, peersFile: file, clusterCIDR: "10.0.0.0/8" })));
+    assert.equal(c.peers, peers);
+    assert.equal(c.peerRoutes, ["10.0.0.0/8"]);
+    fails(() => withPeersFile(conf({ peers: undefined, peersFile: join(dir, "missing.json") })), 7, "peersFile", "cannot read it as JSON");
+    fails(() => withPeersFile(conf({ peers: undefined, peersFile: "peers.json" })), 7, "peersFile", "absolute path");
+    fails(() => withPeersFile(conf({ peers, peersFile: file })), 7, "peersFile", "not both");
+    writeFileSync(file, JSON.stringify([{ nodeIP: "198.19.0.1", podCIDR: "10.0.1.0/33" }]));
+    fails(() => parseConfig(withPeersFile(conf({ peers: undefined, peersFile: file }))), 7, "peers[0].podCIDR");
+    fails(() => parseConfig(conf({ peers: undefined, peersFile: file, agent: { stateDir: "/run/ovsplane" } })), 7, "peersFile", "not with agent");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test("ofSocket follows the bridge and the ovsdb socket directory", () => {
