@@ -2,7 +2,7 @@
 import { sha256Hex } from "../net/hash.ts";
 import type { PeerFlowSpec } from "./builders.ts";
 import { GATEWAY_PORT } from "./names.ts";
-import { cidrContains, parseCidr, parseV4Range } from "../net/ip.ts";
+import { cidrContains, parseCidr, parseV4Range, type V4Range } from "../net/ip.ts";
 
 /** The routing protocol number ovsplane's routes carry (`ip route show proto 111`): how they are found again. */
 export const ROUTE_PROTO = 111;
@@ -72,18 +72,24 @@ function networkOf(addr: string): string {
  * big cluster: ovs-vswitchd reads the whole table again after every link change (each pod's veth), and
  * 1,000 routes cost an ADD 65–85 ms of waiting for it.
  */
-export function routedRanges(s: Pick<HostSpec, "peers" | "clusterCIDRs" | "routed">): string[] {
+export function routedRanges(s: Pick<HostSpec, "peers" | "clusterCIDRs" | "routed">, parsed?: readonly (Pick<V4Range, "first" | "last"> | undefined)[]): string[] {
   if (s.routed) return [...s.routed];
   const peers = s.peers.map((p) => p.podCIDR);
   if (!s.clusterCIDRs?.length) return peers;
   const clusters = s.clusterCIDRs.map((c) => ({ text: c, v4: parseV4Range(c) }));
-  const inside = (cidr: string) => {
-    const r = parseV4Range(cidr); // dotted quads without BigInt: 1,000 peers in a cold process
-    return clusters.some((c) =>
-      r && c.v4 ? c.v4.first <= r.first && r.last <= c.v4.last : cidrContains(c.text, parseCidr(cidr).base) && parseCidr(c.text).prefix <= parseCidr(cidr).prefix,
-    );
-  };
-  return [...s.clusterCIDRs, ...peers.filter((p) => !inside(p))];
+  const out = [...s.clusterCIDRs];
+  // Plain loops on numbers (the peers' ranges as parsed already, when the caller has them): 1,000 peers in a cold process.
+  for (let i = 0; i < peers.length; i++) {
+    const cidr = peers[i]!;
+    const r = parsed?.[i] ?? parseV4Range(cidr);
+    let inside = false;
+    for (const c of clusters) {
+      if (r && c.v4) inside ||= c.v4.first <= r.first && r.last <= c.v4.last;
+      else inside ||= cidrContains(c.text, parseCidr(cidr).base) && parseCidr(c.text).prefix <= parseCidr(cidr).prefix;
+    }
+    if (!inside) out.push(cidr);
+  }
+  return out;
 }
 
 /** The `ip -batch` lines that bring the gateway, the marker routes and the routes to other nodes' pods to the spec. */

@@ -167,18 +167,6 @@ const V4_CIDR_RE = new RegExp(`^${V4_OCTET}\\.${V4_OCTET}\\.${V4_OCTET}\\.${V4_O
  * process that has no time to warm its JIT up.
  */
 export function parseV4Range(s: string): V4Range | undefined {
-  let r = v4Ranges.get(s);
-  if (r === undefined && !v4Ranges.has(s)) {
-    if (v4Ranges.size >= 20_000) v4Ranges.clear();
-    v4Ranges.set(s, (r = parseV4RangeOnce(s)));
-  }
-  return r;
-}
-
-/** parseV4Range's answers by text: a static ADD parses its 1,000 peers' ranges, then checks each against clusterCIDR. */
-const v4Ranges = new Map<string, V4Range | undefined>();
-
-function parseV4RangeOnce(s: string): V4Range | undefined {
   const m = V4_CIDR_RE.exec(s);
   if (!m) return undefined;
   const ip = ((+m[1]! << 24) >>> 0) + (+m[2]! << 16) + (+m[3]! << 8) + +m[4]!;
