@@ -35,6 +35,13 @@ export function json(out: Out, value: unknown): void {
   out.line(JSON.stringify(value, (_, v) => (typeof v === "bigint" ? v.toString() : v), 2));
 }
 
+/** A report on stdout: `value` as JSON with --json, else in words by `print`. */
+export function report(asJson: boolean | undefined, value: unknown, print: (out: Out) => void): void {
+  const out = outTo();
+  if (asJson) json(out, value);
+  else print(out);
+}
+
 /** "yes"/"no" (or given words) painted green or red. */
 export function mark(out: Out, ok: boolean, yes = "yes", no = "no"): string {
   return paint(out, ok ? "ok" : "bad", ok ? yes : no);

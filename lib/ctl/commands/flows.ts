@@ -4,7 +4,7 @@ import type { FlowEntry } from "../../ovs/openflow.ts";
 import { hex, renderActions, renderMatch } from "../../ovs/flow-text.ts";
 import { Table } from "../../dataplane/pipeline.ts";
 import { bridgeKey, flowOwner, loadNetworks, nodeFlags, OWNER_KINDS, readBridges, readPolicyReport, selectNetworks, type FlowOwner, type OwnerContext } from "../node-state.ts";
-import { guardAsync, json, outTo, paint, table, type Out } from "../output.ts";
+import { guardAsync, report, paint, table, type Out } from "../output.ts";
 
 /** One flow for people and scripts. */
 export interface FlowRow {
@@ -153,9 +153,7 @@ export const flowsCommand = {
       const filter: GroupFilter & { confDir: string } = { confDir: a.confDir };
       for (const k of ["pod", "segment", "peer", "network"] as const) if (a[k] !== undefined) Object.assign(filter, { [k]: a[k] });
       const bridges = await collectFlows(filter);
-      const out = outTo();
-      if (a.json) json(out, { bridges });
-      else printFlows(out, bridges);
+      report(a.json, { bridges }, (out) => printFlows(out, bridges));
       return bridges.some((b) => b.error) ? 1 : 0;
     }),
 };

@@ -3,7 +3,7 @@ import type { Argv } from "yargs";
 import type { Pool } from "../../ipam/config.ts";
 import type { Lease } from "../../ipam/store.ts";
 import { bridgeKey, loadNetworks, nodeFlags, readBridges, readLeases, selectNetworks, type NetworkLeases, type PortState } from "../node-state.ts";
-import { guardAsync, json, mark, outTo, paint, table, type Out } from "../output.ts";
+import { guardAsync, report, mark, paint, table, type Out } from "../output.ts";
 
 /** One range (pool) of a network with its counts. */
 export interface RangeRow {
@@ -128,8 +128,6 @@ export const leasesCommand = {
   handler: (a: Awaited<ReturnType<typeof builder>["argv"]>) =>
     guardAsync(async () => {
       const reports = await collectLeases(a);
-      const out = outTo();
-      if (a.json) json(out, { networks: reports });
-      else printLeases(out, reports);
+      report(a.json, { networks: reports }, (out) => printLeases(out, reports));
     }),
 };

@@ -5,7 +5,7 @@ import {
   bridgeKey, leaseOf, loadNetworks, nodeFlags, podFlowState, readBridges, readLeases, selectNetworks, sharedPort,
   type BridgeState, type NetworkLeases, type NodeFlags,
 } from "../node-state.ts";
-import { guardAsync, json, mark, outTo, table, type Out } from "../output.ts";
+import { guardAsync, report, mark, table, type Out } from "../output.ts";
 
 /** One pod attachment as ovsplanectl reports it. */
 export interface PodRow {
@@ -129,8 +129,6 @@ export const podsCommand = {
   handler: (a: Awaited<ReturnType<typeof builder>["argv"]>) =>
     guardAsync(async () => {
       const { rows } = await collectPods(a);
-      const out = outTo();
-      if (a.json) json(out, { pods: rows });
-      else printPods(out, rows);
+      report(a.json, { pods: rows }, (out) => printPods(out, rows));
     }),
 };

@@ -3,7 +3,7 @@ import type { Argv } from "yargs";
 import { CookieKind, parseCookie } from "../../dataplane/pipeline.ts";
 import { policyRows, type PolicyNetworkReport, type PolicyPodRow } from "../../policy/report.ts";
 import { bridgeKey, loadNetworks, nodeFlags, readBridges, readPolicyReport, selectNetworks } from "../node-state.ts";
-import { guardAsync, json, outTo, table, type Out } from "../output.ts";
+import { guardAsync, report, table, type Out } from "../output.ts";
 
 /** Reads each selected network's report and bridge. */
 export async function collectPolicies(f: { confDir: string; network?: string }): Promise<PolicyNetworkReport[]> {
@@ -45,8 +45,6 @@ export const policiesCommand = {
   handler: (a: Awaited<ReturnType<typeof builder>["argv"]>) =>
     guardAsync(async () => {
       const nets = await collectPolicies(a);
-      const out = outTo();
-      if (a.json) json(out, { networks: nets });
-      else printPolicies(out, nets);
+      report(a.json, { networks: nets }, (out) => printPolicies(out, nets));
     }),
 };

@@ -3,7 +3,7 @@ import { request } from "node:http";
 import type { Argv } from "yargs";
 import { PortRole } from "../../dataplane/attachment.ts";
 import { bridgeKey, flowOwner, loadNetworks, nodeFlags, readBridges, readLeases, sharedPort, type BridgeState, type ConfProblem, type NetworkConf, type NetworkLeases } from "../node-state.ts";
-import { guardAsync, json, mark, outTo, paint, pairs, type Out } from "../output.ts";
+import { guardAsync, report, mark, paint, pairs, type Out } from "../output.ts";
 import { podRows, type PodRow } from "./pods.ts";
 import { VERSION } from "./version.ts";
 
@@ -228,9 +228,7 @@ export const statusCommand = {
   handler: (a: Awaited<ReturnType<typeof builder>["argv"]>) =>
     guardAsync(async () => {
       const r = await collectStatus(a.confDir, a.network, a.agentListen);
-      const out = outTo();
-      if (a.json) json(out, r);
-      else printStatus(out, r);
+      report(a.json, r, (out) => printStatus(out, r));
       return r.healthy ? 0 : 1;
     }),
 };
