@@ -150,21 +150,6 @@ async function connectWaiting(ofSocket: string, timeoutMs: number): Promise<Open
   }
 }
 
-/**
- * True once something (ovs-vswitchd) accepts connections on the OpenFlow endpoint, polling up to
- * timeoutMs, or up to SWITCH_WAIT_MS while the socket is there (a busy ovs-vswitchd; a stopped one
- * removes its socket).
- */
-export async function waitForSwitch(ofSocket: string, timeoutMs: number): Promise<boolean> {
-  const start = Date.now();
-  for (;;) {
-    const deadline = start + busyTimeout(ofSocket, timeoutMs);
-    if (await ofSocketAlive(ofSocket, Math.max(50, deadline - Date.now()))) return true;
-    if (Date.now() >= deadline) return false;
-    await new Promise((r) => setTimeout(r, 10 + Math.random() * 20));
-  }
-}
-
 /** timeoutMs, or SWITCH_WAIT_MS when longer and the endpoint's socket file is there (its switch is busy, not gone). */
 function busyTimeout(ofSocket: string, timeoutMs: number): number {
   const ep = parseEndpoint("ofSocket", ofSocket);
